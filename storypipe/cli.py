@@ -1,0 +1,228 @@
+"""The `storypipe` command (see CONTRACT.md for what each subcommand promises)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from storypipe.layout import Layout
+from storypipe.settings import PROJECT_DIR, Settings, load_settings
+
+app = typer.Typer(
+    name="storypipe",
+    help="From recorded community interviews to transcripts, quotes and stories ready to share.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+log = logging.getLogger("storypipe")
+
+SAMPLE_DIR = Path(__file__).parent / "sample"
+DEMO_MARKER = ".storypipe-demo"
+
+RootOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--root",
+        envvar="STORYPIPE_ROOT",
+        help="Folder holding audio/, transcripts/, staging/ and reports/ (default: the project folder).",
+        show_default=False,
+    ),
+]
+
+
+class ProgressHandler(logging.Handler):
+    """Shows the latest message beside the progress bar and counts finished recordings."""
+
+    def __init__(self, progress: Progress, task_id):
+        super().__init__(logging.INFO)
+        self.progress, self.task_id = progress, task_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.update(
+            self.task_id, description=record.getMessage()[:70], advance=1 if getattr(record, "done", False) else 0
+        )
+
+
+def _setup_logging(verbose: bool) -> None:
+    if not verbose:
+        # Prefect's own chatter (temporary server, run names) stays out of a volunteer's way.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, RichHandler) for h in log.handlers):
+        log.addHandler(RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False))
+    log.propagate = False
+
+
+def _resolve_root(root: Path | None) -> Path:
+    return (root or PROJECT_DIR).expanduser().resolve()
+
+
+def _settings_or_exit(root: Path) -> Settings:
+    try:
+        return load_settings(root)
+    except ValidationError as e:
+        console.print(f"[red]Configuration error[/red] (config/pipeline.toml, {root}/storypipe.toml or STORYPIPE_*):\n{e}")
+        raise typer.Exit(2) from None
+    except Exception as e:  # a broken TOML file
+        console.print(f"[red]Configuration error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def _check_model(settings: Settings) -> None:
+    """Fail early, before any file moves, when the configured model cannot be found."""
+    from tasks.whisper_model import ModelNotFoundError, resolve_checkpoint
+
+    try:
+        resolve_checkpoint(settings.transcribe.model, settings.transcribe.model_cache_dir())
+    except ModelNotFoundError as e:
+        console.print(f"[red]Model not found:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def run_pipeline(root: Path, verbose: bool = False) -> int:
+    """Process the inbox of a root with a progress display and a summary; returns the exit status."""
+    _setup_logging(verbose)
+    settings = _settings_or_exit(root)
+    if settings.transcribe.engine != "openai-whisper":
+        console.print(f"[red]Configuration error:[/red] transcribe.engine {settings.transcribe.engine!r} is not available yet")
+        raise typer.Exit(2)
+    _check_model(settings)
+    layout = Layout(root).ensure()
+
+    from flows.inbox import process_inbox
+    from tasks import ingest, status
+
+    todo = len(ingest.list_inbox(layout, settings)) + len(status.unfinished_stories(layout))
+    if todo == 0:
+        console.print(f"Nothing to do: {layout.inbox} is empty and every story is finished.")
+    else:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as progress:
+            handler = ProgressHandler(progress, progress.add_task("Starting…", total=todo))
+            log.addHandler(handler)
+            try:
+                outcomes = process_inbox(str(root))
+            finally:
+                log.removeHandler(handler)
+        _print_summary(layout, outcomes)
+        if any(o.result in ("quarantined", "failed") for o in outcomes):
+            return 1
+    return 0
+
+
+def _print_summary(layout: Layout, outcomes) -> None:
+    from tasks import status
+
+    rows = {r["story_id"]: r for r in status.story_rows(layout)}
+    table = Table(title="What happened", show_lines=False)
+    for col in ("story", "duration", "state", "quotes", "problems"):
+        table.add_column(col)
+    for o in outcomes:
+        row = rows.get(o.story_id or "", {})
+        problems = o.reason if o.result in ("quarantined", "failed") else "; ".join(row.get("problems", []))
+        state = row.get("state", o.result) if o.result != "quarantined" else "[red]quarantined[/red]"
+        if o.result == "duplicate":
+            state = f"{state} (duplicate)"
+        table.add_row(
+            o.story_id or o.file,
+            _duration(row.get("duration_s")),
+            state,
+            str(row.get("quotes_candidate", "")) if row else "",
+            problems or "",
+        )
+    console.print(table)
+    console.print(f"Transcripts and quotes: {layout.transcripts}   Staged stories: {layout.staging}")
+    if any(o.result == "quarantined" for o in outcomes):
+        console.print(f"Quarantined files and the reasons are in {layout.quarantine}")
+
+
+@app.command()
+def run(
+    root: RootOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's own messages.")] = False,
+) -> None:
+    """Process every recording now in audio/inbox/, then exit (1 if any file was quarantined)."""
+    raise typer.Exit(run_pipeline(_resolve_root(root), verbose))
+
+
+@app.command("status")
+def status_cmd(
+    root: RootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """One row per story: id, source file, duration, state, quotes candidate/approved."""
+    from tasks import status
+
+    layout = Layout(_resolve_root(root))
+    summary = status.root_summary(layout)
+    if as_json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"Stories in {summary['root']}")
+    for col in ("story", "source", "duration", "state", "quotes (candidate/approved)", "notes"):
+        table.add_column(col)
+    for r in summary["stories"]:
+        table.add_row(
+            r["story_id"], r["source"], _duration(r["duration_s"]), r["state"],
+            f"{r['quotes_candidate']}/{r['quotes_approved']}", "; ".join(r["problems"]),
+        )
+    console.print(table)
+    for q in summary["quarantined"]:
+        console.print(f"[red]quarantined[/red] {q['file']}: {q['reason']}")
+    for name in summary["waiting_sidecars"]:
+        console.print(f"[yellow]waiting[/yellow] {name}: its recording has not arrived in the inbox yet")
+
+
+@app.command()
+def demo(
+    root: Annotated[
+        Optional[Path], typer.Option("--root", help="Where to create the demo root (default: ./storypipe-demo).")
+    ] = None,
+) -> None:
+    """Create a fresh demo root with the bundled sample interview, run the whole pipeline, say where to look."""
+    root = (root or Path.cwd() / "storypipe-demo").expanduser().resolve()
+    if root.exists() and any(root.iterdir()) and not (root / DEMO_MARKER).exists():
+        console.print(f"[red]{root} exists and is not a demo folder; refusing to replace it.[/red] Use --root.")
+        raise typer.Exit(2)
+    shutil.rmtree(root, ignore_errors=True)
+    layout = Layout(root).ensure()
+    (root / DEMO_MARKER).write_text("Created by `storypipe demo`; safe to delete.\n")
+    for name in ("interview.mp3", "interview.yaml"):
+        shutil.copy2(SAMPLE_DIR / name, layout.inbox / name)
+    console.print(f"Demo root: {root} (the sample interview is in its inbox)")
+    code = run_pipeline(root)
+    from tasks import status
+
+    for row in status.story_rows(layout):
+        sid = row["story_id"]
+        console.print(f"\n[bold]{sid}[/bold] ({row['state']})")
+        console.print(f"  transcript: {layout.story_dir(sid) / 'transcript.txt'}")
+        console.print(f"  quotes:     {layout.story_dir(sid) / 'quotes.json'}")
+        if (layout.staging / sid).exists():
+            console.print(f"  staged:     {layout.staging / sid}")
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

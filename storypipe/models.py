@@ -1,0 +1,204 @@
+"""One model of the data. Every stage reads and writes these; JSON is validated where it enters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+SCHEMA_VERSION = 1
+
+State = Literal["ingested", "transcribed", "extracted", "staged", "published", "failed"]
+QuoteStatus = Literal["candidate", "approved", "rejected"]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+class Consent(BaseModel):
+    """What the storyteller agreed to. Strict booleans: a typo must never turn into a yes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transcript: StrictBool = True
+    clips: StrictBool = False
+    full_story: StrictBool = False
+    anonymise: StrictBool = True
+
+
+class Metadata(BaseModel):
+    """Sidecar fields about the story. Unknown fields are kept (a team may track more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    title: str | None = None
+    storyteller: str | None = None
+    interviewer: str | None = None
+    recorded_on: dt.date | None = None
+    language: str | None = None
+    sectors: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    demographics: dict[str, Any] = Field(default_factory=dict)
+    speakers: int | None = Field(default=None, ge=1, le=10)
+
+
+class Sidecar(Metadata):
+    """The optional `<stem>.yaml` dropped beside a recording."""
+
+    consent: Consent | None = None
+
+
+class Source(BaseModel):
+    filename: str
+    sha256: str
+    bytes: int
+    format: str
+    duration_s: float
+    channels: int
+    sample_rate: int
+
+
+class HistoryEntry(BaseModel):
+    state: State
+    at: dt.datetime = Field(default_factory=now)
+    seconds: float | None = None  # how long the stage took
+    note: str | None = None
+
+
+class Story(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    story_id: str
+    source: Source
+    metadata: Metadata = Field(default_factory=Metadata)
+    consent: Consent
+    state: State = "ingested"
+    history: list[HistoryEntry] = Field(default_factory=list)
+    # Plain-words notes for the team: why a story was held back, what went wrong.
+    problems: list[str] = Field(default_factory=list)
+
+    def advance(self, state: State, seconds: float | None = None, note: str | None = None) -> Story:
+        """Record that the story reached a state (history keeps every step, with its timing)."""
+        self.state = state
+        self.history.append(HistoryEntry(state=state, seconds=seconds, note=note))
+        return self
+
+
+class Word(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+class Segment(BaseModel):
+    id: int
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    avg_logprob: float
+    no_speech_prob: float
+    words: list[Word] = Field(default_factory=list)
+
+
+class Transcript(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    story_id: str
+    language: str
+    duration_s: float
+    engine: str
+    model: str
+    segments: list[Segment] = Field(default_factory=list)
+
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+class Quote(BaseModel):
+    id: str
+    text: str
+    start: float
+    end: float
+    speaker: str | None = None
+    score: float
+    keyphrases: list[str] = Field(default_factory=list)
+    themes: list[str] = Field(default_factory=list)
+    status: QuoteStatus = "candidate"
+    # The parts of the score, so a workshop can see why a quote was put forward.
+    why: dict[str, float] = Field(default_factory=dict)
+    title: str | None = None
+    description: str | None = None
+
+
+class QuotesFile(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    story_id: str
+    quotes: list[Quote] = Field(default_factory=list)
+
+
+class KeyPhrase(BaseModel):
+    text: str
+    score: float
+    count: int
+
+
+class Entity(BaseModel):
+    text: str
+    label: str
+    count: int
+
+
+class KeyphrasesFile(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    story_id: str
+    keyphrases: list[KeyPhrase] = Field(default_factory=list)
+    entities: list[Entity] = Field(default_factory=list)
+
+
+class YouTubeMeta(BaseModel):
+    title: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    categoryId: str = "22"
+    privacyStatus: Literal["private", "unlisted", "public"] = "private"
+    playlist: str | None = None
+
+
+class Published(BaseModel):
+    video_id: str
+    at: dt.datetime
+
+
+class Clip(BaseModel):
+    file: str
+    video_file: str | None = None
+    captions: list[str] = Field(default_factory=list)
+    story_id: str
+    quote_id: str
+    start: float
+    end: float
+    duration_s: float
+    youtube: YouTubeMeta
+    published: Published | None = None
+
+
+class ClipBatch(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    batch: str
+    created_at: dt.datetime = Field(default_factory=now)
+    clips: list[Clip] = Field(default_factory=list)
+
+
+class Outcome(BaseModel):
+    """What one run did with one inbox file (or one resumed story)."""
+
+    file: str
+    story_id: str | None = None
+    result: Literal["processed", "duplicate", "quarantined", "failed"]
+    reason: str | None = None

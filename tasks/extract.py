@@ -1,0 +1,290 @@
+"""Extract: candidate quotes, key phrases and named entities from a word-timed transcript (spaCy).
+
+A quote is 1..N whole sentences spoken by one person (never the interviewer), timed exactly from its
+first and last word. Its score is a weighted mean of parts between 0 and 1, each stored in `why`:
+
+- length: 1 inside the ideal word range, falling off outside it
+- complete: starts with a capital, ends with . ! or ?, and has a verb
+- first_person: "I", "my", "we"... (saturates at `saturation` hits)
+- evaluative: words of feeling and judgement from the lexicon (saturates likewise)
+- keyphrases: the story's key phrases the quote carries (saturates likewise)
+- stands_alone: 0 if it opens with "and/but/so...", low if with an unresolved "it/they..."
+- confidence: the speech recogniser's mean word probability
+- filler: 1 minus the share of "um", "you know"... (each filler costs 1/saturation)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from storypipe.jsonio import BadFileError, read_model, write_model
+from storypipe.layout import Layout
+from storypipe.models import Entity, KeyPhrase, KeyphrasesFile, Quote, QuotesFile, Story, Transcript, Word
+from storypipe.settings import ExtractSettings, Settings
+
+log = logging.getLogger("storypipe")
+
+INTERVIEWER = "interviewer"
+SATURATION = 2  # hits at which first_person, evaluative and keyphrases count in full
+ENTITY_LABELS = {"PERSON", "GPE", "LOC", "ORG", "NORP", "FAC", "EVENT", "DATE"}
+
+
+@functools.cache
+def load_nlp(model: str):
+    """spaCy with pytextrank; loaded once per process (about a second)."""
+    import contextlib
+    import io
+
+    import spacy
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pytextrank's icecream import prints a path
+        import pytextrank  # noqa: F401  registers the "textrank" pipe
+
+    nlp = spacy.load(model)
+    nlp.add_pipe("textrank", last=True)
+    return nlp
+
+
+@dataclass
+class Sentence:
+    text: str
+    words: list[Word]
+    speaker: str | None
+    lemmas: str  # lower-case lemmas joined by spaces, padded, for phrase matching
+    tokens: list[str]  # lower-case token texts (no punctuation)
+    has_verb: bool
+
+
+def speaker_turns(transcript: Transcript) -> list[tuple[str | None, list[Word]]]:
+    """Consecutive segments of the same speaker, as word lists: quotes never cross a turn."""
+    turns: list[tuple[str | None, list[Word]]] = []
+    for seg in transcript.segments:
+        if not seg.words:
+            continue
+        if turns and turns[-1][0] == seg.speaker:
+            turns[-1][1].extend(seg.words)
+        else:
+            turns.append((seg.speaker, list(seg.words)))
+    return turns
+
+
+def _sentences_of_turn(nlp, speaker: str | None, words: list[Word]) -> list[Sentence]:
+    """Split a turn into spaCy sentences and map each back to the words that carry its timing."""
+    text, starts = "", []
+    for w in words:
+        token = w.word if text else w.word.lstrip()
+        starts.append(len(text) + len(token) - len(token.lstrip()))
+        text += token
+    doc = nlp(text)
+    sentences = []
+    for sent in doc.sents:
+        idx = [i for i, s in enumerate(starts) if sent.start_char <= s < sent.end_char]
+        if not idx:
+            continue
+        toks = [t for t in sent if not t.is_punct and not t.is_space]
+        sentences.append(
+            Sentence(
+                text=sent.text.strip(),
+                words=words[idx[0] : idx[-1] + 1],
+                speaker=speaker,
+                lemmas=" " + " ".join(t.lemma_.lower() for t in toks) + " ",
+                tokens=[t.text.lower() for t in toks],
+                has_verb=any(t.pos_ in ("VERB", "AUX") for t in sent),
+            )
+        )
+    return sentences
+
+
+def _count_phrases(tokens: list[str], phrases: list[str]) -> int:
+    padded = " " + " ".join(tokens) + " "
+    return sum(padded.count(f" {p} ") for p in phrases)
+
+
+def score_parts(sents: list[Sentence], keyphrase_keys: list[str], cfg: ExtractSettings) -> dict[str, float]:
+    """The transparent parts of a quote's score, each between 0 and 1."""
+    lex = cfg.lexicon
+    tokens = [t for s in sents for t in s.tokens]
+    n = len(tokens)
+    lo, hi = cfg.ideal_words
+    if n < lo:
+        length = n / lo
+    elif n > hi:
+        length = max(0.0, 1 - (n - hi) / max(1, cfg.max_words - hi))
+    else:
+        length = 1.0
+    text = " ".join(s.text for s in sents)
+    first = tokens[0] if tokens else ""
+    lemmas = " ".join(s.lemmas for s in sents)
+    words = [w for s in sents for w in s.words]
+    return {
+        "length": round(length, 3),
+        "complete": round(
+            (text[:1].isupper() + text.rstrip().endswith((".", "!", "?")) + all(s.has_verb for s in sents)) / 3, 3
+        ),
+        "first_person": min(1.0, sum(t in lex.first_person for t in tokens) / SATURATION),
+        "evaluative": min(1.0, _count_phrases(tokens, lex.evaluative) / SATURATION),
+        "keyphrases": min(1.0, sum(f" {k} " in lemmas for k in keyphrase_keys) / SATURATION),
+        "stands_alone": 0.0 if first in lex.dangling_openers else 0.3 if first in lex.unresolved_openers else 1.0,
+        "confidence": round(sum(w.probability for w in words) / max(1, len(words)), 3),
+        "filler": max(0.0, 1 - _count_phrases(tokens, lex.fillers) / SATURATION),
+    }
+
+
+def weighted_score(parts: dict[str, float], cfg: ExtractSettings) -> float:
+    weights = cfg.weights.model_dump()
+    total = sum(weights.get(k, 0) for k in parts)
+    return round(sum(parts[k] * weights.get(k, 0) for k in parts) / total, 4) if total else 0.0
+
+
+def quote_id(start: float, end: float) -> str:
+    """Stable across re-runs of the same transcript, so human decisions stay attached."""
+    return "q" + hashlib.sha1(f"{start:.2f}-{end:.2f}".encode()).hexdigest()[:6]
+
+
+def _phrase_key(span) -> str:
+    toks = [t for t in span if not t.is_punct and not t.is_space and t.pos_ not in ("DET", "PRON")]
+    return " ".join(t.lemma_.lower() for t in toks)
+
+
+def keyphrases_of(docs, cfg: ExtractSettings) -> tuple[list[KeyPhrase], list[tuple[str, KeyPhrase]]]:
+    """pytextrank phrases merged by lemma, stop phrases dropped. Returns the public list and lemma keys."""
+    merged: dict[str, dict] = {}
+    for doc in docs:
+        for phrase in doc._.phrases:
+            key = _phrase_key(phrase.chunks[0])
+            if not key or key in cfg.lexicon.stop_phrases or all(
+                t.is_stop for t in phrase.chunks[0] if not t.is_punct
+            ):
+                continue
+            entry = merged.setdefault(key, {"score": 0.0, "count": 0, "forms": Counter()})
+            entry["score"] = max(entry["score"], phrase.rank)
+            entry["count"] += phrase.count
+            entry["forms"][phrase.text.strip().lower()] += phrase.count
+    ranked = sorted(merged.items(), key=lambda kv: (-kv[1]["score"], -kv[1]["count"]))[: cfg.max_keyphrases]
+    keyed = [
+        (key, KeyPhrase(text=e["forms"].most_common(1)[0][0], score=round(e["score"], 4), count=e["count"]))
+        for key, e in ranked
+    ]
+    return [kp for _, kp in keyed], keyed
+
+
+def entities_of(docs) -> list[Entity]:
+    counts: Counter = Counter()
+    for doc in docs:
+        for ent in doc.ents:
+            if ent.label_ in ENTITY_LABELS:
+                counts[(re.sub(r"\s+", " ", ent.text.strip()), ent.label_)] += 1
+    return [Entity(text=t, label=lbl, count=c) for (t, lbl), c in counts.most_common()]
+
+
+def candidate_quotes(
+    sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings
+) -> list[Quote]:
+    """Every window of 1..max_sentences sentences in a turn, scored; the best non-overlapping ones."""
+    keys = [k for k, _ in keyed]
+    scored = []
+    for sents in sentences_by_turn:
+        for i in range(len(sents)):
+            for j in range(i + 1, min(i + cfg.max_sentences, len(sents)) + 1):
+                window = sents[i:j]
+                n = sum(len(s.tokens) for s in window)
+                if n > cfg.max_words:
+                    break
+                if n < cfg.min_words:
+                    continue
+                parts = score_parts(window, keys, cfg)
+                scored.append((weighted_score(parts, cfg), window, parts))
+    scored.sort(key=lambda x: -x[0])
+    chosen, used = [], set()
+    for score, window, parts in scored:
+        span = {id(w) for s in window for w in s.words}
+        if span & used:
+            continue
+        used |= span
+        start, end = window[0].words[0].start, window[-1].words[-1].end
+        lemmas = " ".join(s.lemmas for s in window)
+        chosen.append(
+            Quote(
+                id=quote_id(start, end),
+                text=" ".join(s.text for s in window),
+                start=start,
+                end=end,
+                speaker=window[0].speaker,
+                score=score,
+                keyphrases=[kp.text for k, kp in keyed if f" {k} " in lemmas],
+                why=parts,
+            )
+        )
+        if len(chosen) >= cfg.max_quotes:
+            break
+    return chosen
+
+
+def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
+    """Human decisions and edits survive a re-run: decided quotes are kept as they were."""
+    decided = {q.id: q for q in previous if q.status != "candidate" or q.title or q.description}
+    merged = [decided.pop(q.id, q) for q in new] + list(decided.values())
+    return sorted(merged, key=lambda q: -q.score)
+
+
+def extract(transcript: Transcript, cfg: ExtractSettings) -> tuple[list[Quote], list[KeyPhrase], list[Entity]]:
+    """Quotes, key phrases and entities from the storyteller's speech (everyone's but the interviewer's)."""
+    nlp = load_nlp(cfg.spacy_model)
+    turns = [(spk, words) for spk, words in speaker_turns(transcript) if spk != INTERVIEWER]
+    sentences = [_sentences_of_turn(nlp, spk, words) for spk, words in turns]
+    docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
+    keyphrases, keyed = keyphrases_of(docs, cfg)
+    quotes = candidate_quotes(sentences, keyed, cfg)
+    return quotes, keyphrases, entities_of(docs)
+
+
+def extract_story(story_id: str, layout: Layout, settings: Settings) -> QuotesFile:
+    """Write quotes.json and keyphrases.json for a transcribed story, keeping earlier human decisions."""
+    story_dir = layout.story_dir(story_id)
+    story = read_model(story_dir / "story.json", Story)
+    transcript = read_model(story_dir / "transcript.json", Transcript)
+    started = time.monotonic()
+    quotes, keyphrases, entities = extract(transcript, settings.extract)
+    previous: list[Quote] = []
+    if (story_dir / "quotes.json").exists():
+        try:
+            previous = read_model(story_dir / "quotes.json", QuotesFile).quotes
+        except BadFileError as e:
+            kept = (story_dir / "quotes.json").rename(story_dir / f"quotes.unreadable-{int(time.time())}.json")
+            log.warning("quotes.json of %s was unreadable (%s); kept it as %s", story_id, e.reason, kept.name,
+                        extra={"story": story_id})
+    quotes_file = QuotesFile(story_id=story_id, quotes=merge_decisions(quotes, previous))
+    write_model(story_dir / "quotes.json", quotes_file)
+    write_model(
+        story_dir / "keyphrases.json", KeyphrasesFile(story_id=story_id, keyphrases=keyphrases, entities=entities)
+    )
+    story.advance("extracted", seconds=round(time.monotonic() - started, 3))
+    write_model(story_dir / "story.json", story)
+    log.info(
+        "Found %d candidate quotes and %d key phrases in %s",
+        len(quotes),
+        len(keyphrases),
+        story_id,
+        extra={"story": story_id},
+    )
+    return quotes_file
+
+
+# ---- Prefect wrapper ----
+from pathlib import Path  # noqa: E402
+
+from prefect import task  # noqa: E402
+
+from tasks.retry import transient_only  # noqa: E402
+
+
+@task(name="extract", retry_condition_fn=transient_only)
+def extract_task(root: str, story_id: str, settings: Settings) -> int:
+    """Returns the number of quotes in quotes.json."""
+    return len(extract_story(story_id, Layout(Path(root)), settings).quotes)

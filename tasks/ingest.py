@@ -1,0 +1,280 @@
+"""Ingest: check a recording and its sidecar, give it a story id, move the original somewhere safe.
+
+Nothing leaves the inbox until it has been read successfully; a file that cannot be used goes to
+quarantine with a note saying why, and the other files go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from slugify import slugify
+
+from storypipe.jsonio import atomic_write_text, read_model, write_model
+from storypipe.layout import Layout
+from storypipe.models import Consent, Sidecar, Source, Story
+from storypipe.settings import Settings
+from tasks import audio
+
+log = logging.getLogger("storypipe")
+
+SIDECAR_SUFFIXES = (".yaml", ".yml")
+HASH_CHUNK = 1 << 20
+
+
+class IngestError(ValueError):
+    """A recording (or its sidecar) that must be quarantined; `reason` is for a volunteer."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path.name}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def story_id_for(filename: str, sha256: str) -> str:
+    """Slug of the file's stem + the first 8 hex digits of its SHA-256 (the contract's rule)."""
+    stem = slugify(Path(filename).stem) or "recording"
+    return f"{stem}-{sha256[:8]}"
+
+
+def is_sidecar(path: Path) -> bool:
+    return path.suffix.lower() in SIDECAR_SUFFIXES
+
+
+def find_sidecar(recording: Path) -> Path | None:
+    for suffix in SIDECAR_SUFFIXES:
+        candidate = recording.with_suffix(suffix)
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def list_inbox(layout: Layout, settings: Settings) -> list[Path]:
+    """Recordings waiting in the inbox (sidecars, hidden files and copies in progress are skipped)."""
+    if not layout.inbox.is_dir():
+        return []
+    skip = tuple(settings.ingest.ignore_suffixes)
+    return sorted(
+        p
+        for p in layout.inbox.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not is_sidecar(p) and not p.name.endswith(skip)
+    )
+
+
+def waiting_sidecars(layout: Layout) -> list[Path]:
+    """Sidecars in the inbox whose recording has not arrived (yet)."""
+    if not layout.inbox.is_dir():
+        return []
+    recordings = {p.stem for p in layout.inbox.iterdir() if p.is_file() and not is_sidecar(p)}
+    return sorted(p for p in layout.inbox.iterdir() if is_sidecar(p) and p.stem not in recordings)
+
+
+def read_sidecar(path: Path) -> Sidecar:
+    """Parse and validate a sidecar. Any doubt about consent is an error: consent is never guessed."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise IngestError(path, f"the sidecar {path.name} is not valid YAML ({str(e).splitlines()[0]})") from e
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise IngestError(path, f"the sidecar {path.name} should be a list of 'field: value' lines")
+    try:
+        return Sidecar.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise IngestError(path, f"the sidecar {path.name} has invalid values ({problems})") from e
+
+
+def consent_for(sidecar: Sidecar | None, settings: Settings) -> Consent:
+    """The sidecar's consent where given, the configured (cautious) default for anything left out."""
+    default = settings.ingest.default_consent.model_dump()
+    if sidecar and sidecar.consent:
+        default.update(sidecar.consent.model_dump(exclude_unset=True))
+    return Consent.model_validate(default)
+
+
+def _unique_path(path: Path) -> Path:
+    n = 1
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+        n += 1
+    return candidate
+
+
+def _move_verified(src: Path, dest: Path, sha256: str | None = None) -> Path:
+    """Move a file, then check its bytes arrived intact (hash) before the source is gone."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    expected = sha256 or sha256_file(src)
+    if dest.exists() and sha256_file(dest) == expected:  # an earlier run got this far, then stopped
+        src.unlink()
+        return dest
+    try:
+        os.link(src, dest)  # keep the source until the copy is proven, even on one filesystem
+    except OSError:
+        shutil.copy2(src, dest)
+    if sha256_file(dest) != expected:
+        dest.unlink(missing_ok=True)
+        raise OSError(f"copying {src.name} to {dest.parent} changed its bytes; the original was left in place")
+    src.unlink()
+    return dest
+
+
+def quarantine(layout: Layout, recording: Path, reason: str) -> Path:
+    """Move a recording (and its sidecar) to quarantine with <filename>.error.txt saying why."""
+    layout.quarantine.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path in (recording, find_sidecar(recording) if not is_sidecar(recording) else None):
+        if path is not None and path.exists():
+            moved.append(_move_verified(path, _unique_path(layout.quarantine / path.name)))
+    target = moved[0] if moved else layout.quarantine / recording.name
+    note = (
+        f"{recording.name} could not be processed.\n\n"
+        f"Why: {reason}\n\n"
+        "What to do: fix the problem (or replace the file), then move it and its .yaml sidecar back into "
+        "audio/inbox/ and run storypipe again. Nothing else was changed.\n"
+    )
+    atomic_write_text(target.with_name(target.name + ".error.txt"), note)
+    log.warning("%s was put in quarantine: %s", recording.name, reason, extra={"story": recording.name, "done": True})
+    return target
+
+
+def existing_story(layout: Layout, story_id: str) -> Story | None:
+    path = layout.story_dir(story_id) / "story.json"
+    return read_model(path, Story) if path.exists() else None
+
+
+def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tuple[Story, bool]:
+    """Check one inbox recording and make it a story. Returns (story, is_new).
+
+    Raises IngestError when the file must be quarantined. The recording stays in the inbox until it
+    has been read and decoded; then it moves, hash-checked, to audio/originals/<story_id>/.
+    """
+    started = time.monotonic()
+    sidecar_path = find_sidecar(recording)
+    sidecar = read_sidecar(sidecar_path) if sidecar_path else None
+
+    size = recording.stat().st_size
+    if size == 0:
+        raise IngestError(recording, "the file is empty (0 bytes); it may not have finished copying")
+    sha = sha256_file(recording)
+    story_id = story_id_for(recording.name, sha)
+
+    known = existing_story(layout, story_id)
+    if known is not None:
+        _drop_duplicate(recording, sidecar_path, layout, known)
+        return known, False
+
+    try:
+        info = audio.probe(recording)
+        pcm = audio.decode_pcm16(recording, settings.ingest.speech_sample_rate)
+    except audio.AudioError as e:
+        raise IngestError(recording, str(e)) from e
+    duration = len(pcm) / settings.ingest.speech_sample_rate
+    if duration < settings.ingest.min_duration_s:
+        raise IngestError(
+            recording,
+            f"it holds only {duration:.2f} s of sound; at least {settings.ingest.min_duration_s:g} s is needed",
+        )
+    audio.write_wav(layout.speech_wav(story_id), pcm, settings.ingest.speech_sample_rate)
+
+    original_dir = layout.original_dir(story_id)
+    _move_verified(recording, original_dir / recording.name, sha)
+    if sidecar_path:
+        _move_verified(sidecar_path, original_dir / sidecar_path.name)
+
+    metadata = sidecar.model_dump(exclude={"consent"}, exclude_unset=True) if sidecar else {}
+    story = Story(
+        story_id=story_id,
+        source=Source(
+            filename=recording.name,
+            sha256=sha,
+            bytes=size,
+            format=info.format,
+            duration_s=round(duration, 3),
+            channels=info.channels,
+            sample_rate=info.sample_rate,
+        ),
+        metadata=metadata,
+        consent=consent_for(sidecar, settings),
+    )
+    if sidecar is None:
+        story.problems.append("no sidecar: the cautious default consent was used (no clips, no full story)")
+    story.advance("ingested", seconds=round(time.monotonic() - started, 3))
+    write_model(layout.story_dir(story_id) / "story.json", story)
+    log.info(
+        "%s is now story %s (%.0f s of audio)", recording.name, story_id, duration, extra={"story": story_id}
+    )
+    return story, True
+
+
+def _drop_duplicate(recording: Path, sidecar: Path | None, layout: Layout, known: Story) -> None:
+    """The same bytes were dropped again: remove the extra copy once the kept original is verified."""
+    kept = layout.original_dir(known.story_id) / known.source.filename
+    if not kept.exists() or sha256_file(kept) != known.source.sha256:
+        # The stored original is missing or damaged: put this copy in its place instead of dropping it.
+        _move_verified(recording, kept, known.source.sha256)
+    else:
+        recording.unlink()
+    if sidecar is not None:
+        stored = layout.original_dir(known.story_id) / sidecar.name
+        if stored.exists() and stored.read_bytes() == sidecar.read_bytes():
+            sidecar.unlink()
+        else:
+            quarantine(
+                layout,
+                sidecar,
+                f"its recording was already processed as story {known.story_id}; this sidecar differs from "
+                "the one used then and was not applied (change consent in the review app instead)",
+            )
+    log.info(
+        "%s was already processed as story %s; the extra copy was removed",
+        recording.name,
+        known.story_id,
+        extra={"story": known.story_id, "done": True},
+    )
+
+
+
+# ---- Prefect wrappers (thin: the functions above run and test without Prefect) ----
+from prefect import task  # noqa: E402
+
+from tasks.retry import transient_only  # noqa: E402
+
+
+@task(name="ingest", retry_condition_fn=transient_only)
+def ingest_task(root: str, filename: str, settings: Settings) -> tuple[str | None, bool, str | None]:
+    """(story_id, is_new, None), or (None, False, reason) when the file must go to quarantine.
+
+    Bad input is an expected outcome, not a task failure, so it is returned rather than raised.
+    """
+    layout = Layout(Path(root))
+    try:
+        story, is_new = ingest_recording(layout.inbox / filename, layout, settings)
+    except IngestError as e:
+        return None, False, e.reason
+    return story.story_id, is_new, None
+
+
+@task(name="quarantine")
+def quarantine_task(root: str, filename: str, reason: str) -> str:
+    layout = Layout(Path(root))
+    return str(quarantine(layout, layout.inbox / filename, reason))

@@ -1,0 +1,116 @@
+"""Where every story stands: what it still needs, what went wrong, and the rows `storypipe status` shows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from storypipe.jsonio import BadFileError, read_model, write_model
+from storypipe.layout import Layout
+from storypipe.models import QuotesFile, Story
+from tasks.ingest import waiting_sidecars
+
+log = logging.getLogger("storypipe")
+
+# The stage a story needs next, by the last state it reached.
+NEXT_STAGE = {"ingested": "transcribe", "transcribed": "extract", "extracted": "stage"}
+
+
+def load_stories(layout: Layout) -> list[Story]:
+    stories = []
+    for path in sorted(layout.transcripts.glob("*/story.json")):
+        try:
+            stories.append(read_model(path, Story))
+        except BadFileError as e:
+            log.warning("Skipping %s", e)
+    return stories
+
+
+def last_good_state(story: Story) -> str:
+    """The state before any failure: where a re-run picks the story up."""
+    for entry in reversed(story.history):
+        if entry.state != "failed":
+            return entry.state
+    return "ingested"
+
+
+def next_stage(layout: Layout, story_id: str) -> str | None:
+    story = read_model(layout.story_dir(story_id) / "story.json", Story)
+    return NEXT_STAGE.get(last_good_state(story) if story.state == "failed" else story.state)
+
+
+def is_unfinished(layout: Layout, story_id: str) -> bool:
+    story = read_model(layout.story_dir(story_id) / "story.json", Story)
+    return story.state in ("ingested", "transcribed", "failed")
+
+
+def unfinished_stories(layout: Layout) -> list[str]:
+    """Stories an earlier run did not finish (stopped, or failed at a stage): the next run resumes them."""
+    return [s.story_id for s in load_stories(layout) if s.state in ("ingested", "transcribed", "failed")]
+
+
+def mark_failed(layout: Layout, story_id: str, error: BaseException) -> str:
+    """Record a stage failure on the story, in words; the run goes on with the other stories."""
+    path = layout.story_dir(story_id) / "story.json"
+    story = read_model(path, Story)
+    stage = NEXT_STAGE.get(last_good_state(story), "processing")
+    reason = f"{stage} failed: {error}"
+    story.problems.append(reason)
+    story.advance("failed", note=reason)
+    write_model(path, story)
+    log.error("%s: %s (it will be tried again on the next run)", story_id, reason, extra={"story": story_id, "done": True})
+    return reason
+
+
+def quote_counts(layout: Layout, story_id: str) -> tuple[int, int]:
+    """(candidate, approved) quotes of a story."""
+    path = layout.story_dir(story_id) / "quotes.json"
+    if not path.exists():
+        return 0, 0
+    try:
+        quotes = read_model(path, QuotesFile).quotes
+    except BadFileError:
+        return 0, 0
+    return sum(q.status == "candidate" for q in quotes), sum(q.status == "approved" for q in quotes)
+
+
+def story_rows(layout: Layout) -> list[dict]:
+    """One row per story for `storypipe status`."""
+    rows = []
+    for story in load_stories(layout):
+        candidate, approved = quote_counts(layout, story.story_id)
+        rows.append(
+            {
+                "story_id": story.story_id,
+                "source": story.source.filename,
+                "duration_s": story.source.duration_s,
+                "state": story.state,
+                "quotes_candidate": candidate,
+                "quotes_approved": approved,
+                "problems": story.problems,
+            }
+        )
+    return rows
+
+
+def quarantined(layout: Layout) -> list[dict]:
+    """Files in quarantine with the first line of their reason."""
+    items = []
+    if layout.quarantine.is_dir():
+        for note in sorted(layout.quarantine.glob("*.error.txt")):
+            why = next((ln[5:] for ln in note.read_text("utf-8").splitlines() if ln.startswith("Why: ")), "")
+            items.append({"file": note.name.removesuffix(".error.txt"), "reason": why})
+    return items
+
+
+def waiting(layout: Layout) -> list[str]:
+    return [p.name for p in waiting_sidecars(layout)]
+
+
+def root_summary(layout: Layout) -> dict:
+    return {
+        "root": str(Path(layout.root).resolve()),
+        "stories": story_rows(layout),
+        "quarantined": quarantined(layout),
+        "waiting_sidecars": waiting(layout),
+    }
