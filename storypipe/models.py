@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -17,15 +17,27 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
+def _yes_or_no(value: object) -> bool:
+    """Only true or false: a typo, a number or "maybe" must never turn into a yes."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+ConsentFlag = Annotated[bool, BeforeValidator(_yes_or_no)]
+
+
 class Consent(BaseModel):
-    """What the storyteller agreed to. Strict booleans: a typo must never turn into a yes."""
+    """What the storyteller agreed to."""
 
     model_config = ConfigDict(extra="forbid")
 
-    transcript: StrictBool = True
-    clips: StrictBool = False
-    full_story: StrictBool = False
-    anonymise: StrictBool = True
+    transcript: ConsentFlag = True
+    clips: ConsentFlag = False
+    full_story: ConsentFlag = False
+    anonymise: ConsentFlag = True
 
 
 class Metadata(BaseModel):

@@ -147,8 +147,12 @@ def quote_id(start: float, end: float) -> str:
     return "q" + hashlib.sha1(f"{start:.2f}-{end:.2f}".encode()).hexdigest()[:6]
 
 
+FUNCTION_POS = {"DET", "PRON", "PART", "ADP", "CCONJ", "SCONJ", "AUX", "PUNCT", "SPACE", "NUM"}
+
+
 def _phrase_key(span) -> str:
-    toks = [t for t in span if not t.is_punct and not t.is_space and t.pos_ not in ("DET", "PRON")]
+    """Lower-case lemmas of a phrase's content words: 'to peer supports' and 'Peer support' meet."""
+    toks = [t for t in span if t.pos_ not in FUNCTION_POS and not t.is_stop]
     return " ".join(t.lemma_.lower() for t in toks)
 
 
@@ -158,14 +162,17 @@ def keyphrases_of(docs, cfg: ExtractSettings) -> tuple[list[KeyPhrase], list[tup
     for doc in docs:
         for phrase in doc._.phrases:
             key = _phrase_key(phrase.chunks[0])
-            if not key or key in cfg.lexicon.stop_phrases or all(
-                t.is_stop for t in phrase.chunks[0] if not t.is_punct
-            ):
+            if not key or key in cfg.lexicon.stop_phrases:
                 continue
-            entry = merged.setdefault(key, {"score": 0.0, "count": 0, "forms": Counter()})
+            entry = merged.setdefault(key, {"score": 0.0, "forms": Counter()})
             entry["score"] = max(entry["score"], phrase.rank)
-            entry["count"] += phrase.count
-            entry["forms"][phrase.text.strip().lower()] += phrase.count
+            for chunk in phrase.chunks:
+                form = " ".join(t.text.lower() for t in chunk if t.pos_ not in FUNCTION_POS and not t.is_stop)
+                entry["forms"][form] += 1
+    # Count every occurrence by lemma (textrank counts surface forms, so "supports" would be missed).
+    lemma_text = " " + " ".join(t.lemma_.lower() for doc in docs for t in doc if not t.is_punct) + " "
+    for key, entry in merged.items():
+        entry["count"] = max(1, lemma_text.count(f" {key} "))
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1]["score"], -kv[1]["count"]))[: cfg.max_keyphrases]
     keyed = [
         (key, KeyPhrase(text=e["forms"].most_common(1)[0][0], score=round(e["score"], 4), count=e["count"]))
