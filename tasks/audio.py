@@ -64,7 +64,11 @@ def configure_pydub() -> None:
 
 
 def _ffmpeg_error(stderr: bytes, path: Path | None = None) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    lines = [
+        ln.strip()
+        for ln in stderr.decode("utf-8", "replace").splitlines()
+        if ln.strip() and not ln.strip().startswith("To ignore this")  # advice for ffmpeg users, not ours
+    ]
     last = lines[-1] if lines else "unknown error"
     return last.replace(f"{path}: ", "") if path else last
 
@@ -103,7 +107,10 @@ def _probe_ffprobe(path: Path) -> Probe:
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _INPUT = re.compile(r"Input #0, ([^,]+(?:,[^,\s]+)*), from")
 _AUDIO = re.compile(r"Stream #0:\d+.*?: Audio: .*?(\d+) Hz, ([^,]+)")
-_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+_LAYOUT_CHANNELS = {
+    "mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "4.1": 5, "5.0": 5, "5.1": 6, "6.0": 6,
+    "hexagonal": 6, "6.1": 7, "7.0": 7, "7.1": 8, "octagonal": 8, "hexadecagonal": 16, "22.2": 24,
+}
 
 
 def _probe_ffmpeg(path: Path) -> Probe:
@@ -119,7 +126,8 @@ def _probe_ffmpeg(path: Path) -> Probe:
     if not audio:
         raise AudioError("the file has no sound track (no audio stream found)")
     layout = audio.group(2).strip().split("(")[0]
-    channels = _LAYOUT_CHANNELS.get(layout) or int(re.match(r"(\d+)", layout + " 0").group(1) or 0)
+    counted = re.match(r"(\d+) channels", layout)
+    channels = _LAYOUT_CHANNELS.get(layout) or (int(counted.group(1)) if counted else 0)
     dur = _DURATION.search(text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
     fmt = _INPUT.search(text)
@@ -139,6 +147,8 @@ def decode_pcm16(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
     ]
     run = subprocess.run(cmd, capture_output=True)
     if run.returncode != 0:
+        if b"matches no streams" in run.stderr:
+            raise AudioError("the file has no sound track (no audio stream found)")
         raise AudioError(f"the sound could not be decoded (ffmpeg: {_ffmpeg_error(run.stderr, path)})")
     pcm = np.frombuffer(run.stdout, dtype=np.int16)
     return pcm.reshape(-1, channels) if channels > 1 else pcm

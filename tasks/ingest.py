@@ -27,6 +27,8 @@ log = logging.getLogger("storypipe")
 
 SIDECAR_SUFFIXES = (".yaml", ".yml")
 HASH_CHUNK = 1 << 20
+# Folder names must stay well under the 255-byte file-name limit; a longer stem is cut at a word.
+MAX_SLUG = 80
 
 
 class IngestError(ValueError):
@@ -48,7 +50,7 @@ def sha256_file(path: Path) -> str:
 
 def story_id_for(filename: str, sha256: str) -> str:
     """Slug of the file's stem + the first 8 hex digits of its SHA-256 (the contract's rule)."""
-    stem = slugify(Path(filename).stem) or "recording"
+    stem = slugify(Path(filename).stem, max_length=MAX_SLUG, word_boundary=True) or "recording"
     return f"{stem}-{sha256[:8]}"
 
 
@@ -57,11 +59,13 @@ def is_sidecar(path: Path) -> bool:
 
 
 def find_sidecar(recording: Path) -> Path | None:
-    for suffix in SIDECAR_SUFFIXES:
-        candidate = recording.with_suffix(suffix)
-        if candidate.exists():
-            return candidate
-    return None
+    """`<stem>.yaml` (preferred) or `<stem>.yml`, in any letter case."""
+    if not recording.parent.is_dir():
+        return None
+    found = {
+        p.suffix.lower(): p for p in recording.parent.iterdir() if p.stem == recording.stem and is_sidecar(p)
+    }
+    return next((found[s] for s in SIDECAR_SUFFIXES if s in found), None)
 
 
 def list_inbox(layout: Layout, settings: Settings) -> list[Path]:
@@ -111,10 +115,10 @@ def consent_for(sidecar: Sidecar | None, settings: Settings) -> Consent:
     return Consent.model_validate(default)
 
 
-def _unique_path(path: Path) -> Path:
-    n = 1
-    candidate = path
-    while candidate.exists():
+def _free_name(path: Path, sidecar_suffix: str | None = None) -> Path:
+    """`name.ext`, else `name (1).ext`, ...: a name free for the file and, if given, its sidecar."""
+    n, candidate = 1, path
+    while candidate.exists() or (sidecar_suffix and candidate.with_suffix(sidecar_suffix).exists()):
         candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
         n += 1
     return candidate
@@ -141,11 +145,12 @@ def _move_verified(src: Path, dest: Path, sha256: str | None = None) -> Path:
 def quarantine(layout: Layout, recording: Path, reason: str) -> Path:
     """Move a recording (and its sidecar) to quarantine with <filename>.error.txt saying why."""
     layout.quarantine.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for path in (recording, find_sidecar(recording) if not is_sidecar(recording) else None):
-        if path is not None and path.exists():
-            moved.append(_move_verified(path, _unique_path(layout.quarantine / path.name)))
-    target = moved[0] if moved else layout.quarantine / recording.name
+    sidecar = None if is_sidecar(recording) else find_sidecar(recording)
+    target = _free_name(layout.quarantine / recording.name, sidecar.suffix if sidecar else None)
+    if recording.exists():
+        _move_verified(recording, target)
+    if sidecar:
+        _move_verified(sidecar, target.with_suffix(sidecar.suffix))
     note = (
         f"{recording.name} could not be processed.\n\n"
         f"Why: {reason}\n\n"
@@ -160,6 +165,15 @@ def quarantine(layout: Layout, recording: Path, reason: str) -> Path:
 def existing_story(layout: Layout, story_id: str) -> Story | None:
     path = layout.story_dir(story_id) / "story.json"
     return read_model(path, Story) if path.exists() else None
+
+
+def story_with_sha(layout: Layout, sha256: str) -> Story | None:
+    """The same bytes under another file name are still the same story."""
+    for path in layout.transcripts.glob(f"*-{sha256[:8]}/story.json"):
+        story = read_model(path, Story)
+        if story.source.sha256 == sha256:
+            return story
+    return None
 
 
 def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tuple[Story, bool]:
@@ -178,7 +192,7 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
     sha = sha256_file(recording)
     story_id = story_id_for(recording.name, sha)
 
-    known = existing_story(layout, story_id)
+    known = existing_story(layout, story_id) or story_with_sha(layout, sha)
     if known is not None:
         _drop_duplicate(recording, sidecar_path, layout, known)
         return known, False
@@ -235,8 +249,8 @@ def _drop_duplicate(recording: Path, sidecar: Path | None, layout: Layout, known
     else:
         recording.unlink()
     if sidecar is not None:
-        stored = layout.original_dir(known.story_id) / sidecar.name
-        if stored.exists() and stored.read_bytes() == sidecar.read_bytes():
+        stored = find_sidecar(kept)
+        if stored is not None and stored.read_bytes() == sidecar.read_bytes():
             sidecar.unlink()
         else:
             quarantine(

@@ -1,0 +1,42 @@
+"""Bad input is quarantined with its reason, the good files still go through, and `run` exits 1."""
+
+from __future__ import annotations
+
+import subprocess
+
+from typer.testing import CliRunner
+
+from storypipe.cli import app
+from storypipe.jsonio import read_model
+from storypipe.layout import Layout
+from storypipe.models import Story
+
+
+def test_bad_files_are_quarantined_and_good_ones_processed(tmp_path, prefect_harness):
+    layout = Layout(tmp_path).ensure()
+    inbox = layout.inbox
+    (inbox / "empty.m4a").write_bytes(b"")
+    (inbox / "letter.mp3").write_text("Dear team, this is not a recording.\n")
+    subprocess.run(["espeak-ng", "-w", str(inbox / "bad sidecar.wav"), "This one has a broken sidecar file."], check=True)
+    (inbox / "bad sidecar.yaml").write_text("title: [unclosed\nconsent: {clips: true\n")
+    subprocess.run(["espeak-ng", "-w", str(inbox / "good.wav"), "I found people who listened to me."], check=True)
+
+    result = CliRunner().invoke(app, ["run", "--root", str(tmp_path)])
+
+    assert result.exit_code == 1, result.output
+    q = layout.quarantine
+    reasons = {p.name.removesuffix(".error.txt"): p.read_text() for p in q.glob("*.error.txt")}
+    assert set(reasons) == {"empty.m4a", "letter.mp3", "bad sidecar.wav"}
+    assert "empty (0 bytes)" in reasons["empty.m4a"]
+    assert "not an audio or video file" in reasons["letter.mp3"]
+    assert "bad sidecar.yaml is not valid YAML" in reasons["bad sidecar.wav"]
+    # The files themselves are in quarantine, the broken sidecar with its recording.
+    assert {p.name for p in q.iterdir() if not p.name.endswith(".error.txt")} == {
+        "empty.m4a", "letter.mp3", "bad sidecar.wav", "bad sidecar.yaml"
+    }
+    stories = [read_model(p, Story) for p in layout.transcripts.glob("*/story.json")]
+    assert [s.source.filename for s in stories] == ["good.wav"]
+    assert stories[0].state == "extracted"
+    assert not any(inbox.iterdir())
+    for name in ("empty.m4a", "letter.mp3", "bad sidecar.wav"):
+        assert name in result.output

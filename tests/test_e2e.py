@@ -1,0 +1,161 @@
+"""End to end: real speech, the real Whisper model, the real Prefect flow, the real command.
+
+Slow by nature (Whisper on a CPU); kept to two recordings of real and synthetic speech.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jiwer
+import pytest
+from typer.testing import CliRunner
+
+from storypipe.cli import SAMPLE_DIR, app
+from storypipe.jsonio import read_model
+from storypipe.layout import Layout
+from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript
+from tests.conftest import DATA
+
+pytestmark = pytest.mark.e2e
+
+STORYPIPE = Path(sys.executable).parent / "storypipe"
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text.lower())).strip()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def espeak(text: str, path: Path, voice: str = "en-us+m3") -> Path:
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True)
+    return path
+
+
+def story_by_source(layout: Layout, filename: str) -> Story:
+    for p in layout.transcripts.glob("*/story.json"):
+        story = read_model(p, Story)
+        if story.source.filename == filename:
+            return story
+    raise AssertionError(f"no story for {filename}")
+
+
+@pytest.fixture(scope="module")
+def processed_root(tmp_path_factory):
+    """A root with jfk (no sidecar), the demo interview (consents to all), a second interview that must be
+    anonymised, and a non-audio file; processed by the installed `storypipe run` command."""
+    root = tmp_path_factory.mktemp("root")
+    layout = Layout(root).ensure()
+    shutil.copy2(DATA / "jfk.flac", layout.inbox / "jfk.flac")
+    shutil.copy2(SAMPLE_DIR / "interview.mp3", layout.inbox / "Interview 01.mp3")
+    shutil.copy2(SAMPLE_DIR / "interview.yaml", layout.inbox / "Interview 01.yaml")
+    espeak("We met every week in the library. I learned that my voice matters to other people.",
+           layout.inbox / "second.wav", voice="en-gb+f3")
+    (layout.inbox / "second.yaml").write_text(
+        'title: "Second"\nstoryteller: "J."\nconsent: {transcript: true, clips: true, full_story: true, anonymise: true}\n'
+    )
+    (layout.inbox / "agenda.txt").write_text("Agenda for the sense-making workshop\n")
+    before = {p.name: sha(p) for p in layout.inbox.iterdir()}
+    env = dict(os.environ, PREFECT_HOME=str(root / ".prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.run([str(STORYPIPE), "run", "--root", str(root)], capture_output=True, text=True, env=env,
+                         timeout=1800)
+    status = subprocess.run([str(STORYPIPE), "status", "--json", "--root", str(root)], capture_output=True,
+                            text=True, env=env)
+    return layout, before, run, json.loads(status.stdout)
+
+
+def test_exit_status_is_1_and_the_non_audio_file_is_quarantined(processed_root):
+    layout, _, run, _ = processed_root
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (layout.quarantine / "agenda.txt").exists()
+    note = (layout.quarantine / "agenda.txt.error.txt").read_text()
+    assert "agenda.txt" in note and "not an audio or video file" in note
+    assert "agenda.txt" in run.stdout and "quarantined" in run.stdout
+
+
+def test_inbox_is_empty_and_originals_are_byte_identical(processed_root):
+    layout, before, _, _ = processed_root
+    assert [p.name for p in layout.inbox.iterdir() if not p.name.startswith(".")] == []
+    for name in ("jfk.flac", "Interview 01.mp3", "Interview 01.yaml", "second.wav", "second.yaml"):
+        matches = list(layout.originals.glob(f"*/{name}"))
+        assert len(matches) == 1, name
+        assert sha(matches[0]) == before[name]
+
+
+def test_story_ids_follow_the_contract(processed_root):
+    layout, before, _, _ = processed_root
+    story = story_by_source(layout, "Interview 01.mp3")
+    assert story.story_id == "interview-01-" + before["Interview 01.mp3"][:8]
+    assert story.metadata.storyteller == "Ros" and story.consent.full_story is True
+
+
+def test_jfk_is_transcribed_accurately_with_rising_word_times(processed_root):
+    layout, _, _, _ = processed_root
+    story = story_by_source(layout, "jfk.flac")
+    transcript = read_model(layout.story_dir(story.story_id) / "transcript.json", Transcript)
+    reference = (DATA / "jfk.txt").read_text()
+    wer = jiwer.wer(normalise(reference), normalise(transcript.text))
+    assert wer <= 0.1, (wer, transcript.text)
+    words = transcript.words()
+    assert len(words) >= 20
+    assert all(0 <= w.start <= w.end <= transcript.duration_s + 0.05 for w in words)
+    assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+    assert transcript.engine == "openai-whisper" and transcript.model == "tiny.en"
+    for ext in ("txt", "srt", "vtt"):
+        assert "country" in (layout.story_dir(story.story_id) / f"transcript.{ext}").read_text().lower()
+
+
+def test_demo_interview_gives_quotes_and_keyphrases(processed_root):
+    layout, _, _, _ = processed_root
+    story = story_by_source(layout, "Interview 01.mp3")
+    folder = layout.story_dir(story.story_id)
+    quotes = read_model(folder / "quotes.json", QuotesFile).quotes
+    assert len(quotes) >= 3
+    transcript = read_model(folder / "transcript.json", Transcript)
+    assert all(0 <= q.start < q.end <= transcript.duration_s + 0.05 for q in quotes)
+    keyphrases = read_model(folder / "keyphrases.json", KeyphrasesFile)
+    assert any("peer support" in k.text or "co" in k.text for k in keyphrases.keyphrases)
+    script = (SAMPLE_DIR / "interview.txt").read_text()
+    reference = " ".join(line.split(":", 1)[1] for line in script.splitlines() if ":" in line)
+    assert jiwer.wer(normalise(reference), normalise(transcript.text)) <= 0.25
+
+
+def test_staging_follows_consent(processed_root):
+    layout, _, _, status = processed_root
+    demo = story_by_source(layout, "Interview 01.mp3")
+    assert demo.state == "staged"
+    package = layout.staging / demo.story_id
+    assert {p.name for p in package.iterdir()} == {"story.mp3", "transcript.txt", "transcript.vtt", "metadata.json",
+                                                   "SHA256SUMS"}
+    for name in ("jfk.flac", "second.wav"):  # no sidecar (cautious default) / must be anonymised first
+        story = story_by_source(layout, name)
+        assert story.state == "extracted"
+        assert not (layout.staging / story.story_id).exists()
+        assert any(p.startswith("not staged") for p in story.problems)
+    rows = {r["source"]: r for r in status["stories"]}
+    assert rows["Interview 01.mp3"]["state"] == "staged"
+    assert rows["Interview 01.mp3"]["quotes_candidate"] >= 3
+    assert status["quarantined"][0]["file"] == "agenda.txt"
+
+
+def test_a_second_run_does_no_work_twice(processed_root, prefect_harness):
+    layout, _, _, _ = processed_root
+    demo = story_by_source(layout, "Interview 01.mp3")
+    shutil.copy2(layout.original_dir(demo.story_id) / "Interview 01.mp3", layout.inbox / "Interview 01.mp3")
+    before = (layout.story_dir(demo.story_id) / "transcript.json").stat().st_mtime_ns
+    result = CliRunner().invoke(app, ["run", "--root", str(layout.root)])
+    assert result.exit_code == 0, result.output
+    assert "duplicate" in result.output
+    assert not (layout.inbox / "Interview 01.mp3").exists()
+    assert (layout.story_dir(demo.story_id) / "transcript.json").stat().st_mtime_ns == before
