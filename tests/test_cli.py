@@ -1,0 +1,72 @@
+"""The command line: usage and configuration errors exit 2 before anything moves; status reports."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from typer.testing import CliRunner
+
+from storypipe.cli import DEMO_MARKER, app
+
+runner = CliRunner()
+
+
+def test_telemetry_is_off():
+    import storypipe  # noqa: F401
+
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+def test_status_json_of_an_empty_root(tmp_path):
+    result = runner.invoke(app, ["status", "--json", "--root", str(tmp_path)])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["stories"] == [] and data["quarantined"] == [] and data["root"] == str(tmp_path.resolve())
+
+
+def test_root_comes_from_the_environment(tmp_path):
+    result = runner.invoke(app, ["status", "--json"], env={"STORYPIPE_ROOT": str(tmp_path)})
+    assert json.loads(result.stdout)["root"] == str(tmp_path.resolve())
+
+
+def test_bad_configuration_exits_2_and_moves_nothing(tmp_path):
+    (tmp_path / "audio" / "inbox").mkdir(parents=True)
+    (tmp_path / "audio" / "inbox" / "a.wav").write_bytes(b"RIFF")
+    result = runner.invoke(app, ["run", "--root", str(tmp_path)], env={"STORYPIPE_TRANSCRIBE__BEAM_SIZE": "many"})
+    assert result.exit_code == 2
+    assert "Configuration error" in result.output
+    assert (tmp_path / "audio" / "inbox" / "a.wav").exists()
+
+
+def test_broken_root_toml_exits_2(tmp_path):
+    (tmp_path / "storypipe.toml").write_text("[transcribe\nmodel = ")
+    result = runner.invoke(app, ["run", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "Configuration error" in result.output
+
+
+def test_missing_model_exits_2_with_what_to_do(tmp_path):
+    (tmp_path / "audio" / "inbox").mkdir(parents=True)
+    (tmp_path / "audio" / "inbox" / "a.wav").write_bytes(b"RIFF")
+    result = runner.invoke(app, ["run", "--root", str(tmp_path)],
+                           env={"STORYPIPE_TRANSCRIBE__MODEL": str(tmp_path / "no-such-model.pt")})
+    assert result.exit_code == 2
+    assert "Model not found" in result.output and "no-such-model.pt" in result.output
+    assert (tmp_path / "audio" / "inbox" / "a.wav").exists()
+
+
+def test_unknown_command_is_a_usage_error():
+    assert runner.invoke(app, ["fly"]).exit_code == 2
+
+
+def test_empty_inbox_has_nothing_to_do(tmp_path):
+    result = runner.invoke(app, ["run", "--root", str(tmp_path)])
+    assert result.exit_code == 0 and "Nothing to do" in result.output
+
+
+def test_demo_never_replaces_a_folder_that_is_not_a_demo(tmp_path):
+    (tmp_path / "precious.txt").write_text("field notes")
+    result = runner.invoke(app, ["demo", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert (tmp_path / "precious.txt").read_text() == "field notes"
+    assert not (tmp_path / DEMO_MARKER).exists()
