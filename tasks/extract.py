@@ -19,6 +19,7 @@ import functools
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,9 +36,17 @@ SATURATION = 2  # hits at which first_person, evaluative and keyphrases count in
 ENTITY_LABELS = {"PERSON", "GPE", "LOC", "ORG", "NORP", "FAC", "EVENT", "DATE"}
 
 
-@functools.cache
+_NLP_LOCK = threading.Lock()
+
+
 def load_nlp(model: str):
-    """spaCy with pytextrank; loaded once per process (about a second)."""
+    """spaCy with pytextrank; loaded once per process (about a second), thread-safe."""
+    with _NLP_LOCK:
+        return _load_nlp(model)
+
+
+@functools.cache
+def _load_nlp(model: str):
     import contextlib
     import io
 

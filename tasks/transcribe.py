@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
@@ -76,11 +77,20 @@ def _segment_from_whisper(index: int, seg: dict) -> Segment:
 
 
 _ENGINES: dict[tuple, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
 
 
 def get_engine(settings: TranscribeSettings) -> Engine:
-    """One loaded engine per (engine, model, device) in this process: loading costs seconds."""
+    """One loaded engine per (engine, model, device) in this process: loading costs seconds.
+
+    Thread-safe, so the command line can load it while Prefect's temporary server starts.
+    """
     key = (settings.engine, settings.model, settings.device, settings.model_cache_dir())
+    with _ENGINES_LOCK:
+        return _get_engine(key, settings)
+
+
+def _get_engine(key: tuple, settings: TranscribeSettings) -> Engine:
     if key not in _ENGINES:
         if settings.engine == "openai-whisper":
             _ENGINES[key] = OpenAIWhisperEngine(settings)

@@ -40,3 +40,11 @@ def test_bad_files_are_quarantined_and_good_ones_processed(tmp_path, prefect_har
     assert not any(inbox.iterdir())
     for name in ("empty.m4a", "letter.mp3", "bad sidecar.wav"):
         assert name in result.output
+
+    # The runs were recorded by the Prefect server in use (here the test harness's), so a team with a
+    # server (PREFECT_API_URL) sees each recording as its own run in the UI.
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        names = {run.name for run in client.read_flow_runs()}
+    assert {"recording: good.wav", "recording: letter.mp3", "recording: empty.m4a"} <= names
