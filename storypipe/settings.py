@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +45,9 @@ class TranscribeSettings(BaseModel):
     cache_dir: str = ""
 
     def model_cache_dir(self) -> Path:
-        return Path(self.cache_dir).expanduser() if self.cache_dir else Path.home() / ".cache" / "storypipe"
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storypipe"
 
 
 class QuoteWeights(BaseModel):
