@@ -102,7 +102,7 @@ def _sentences_of_turn(nlp, speaker: str | None, words: list[Word]) -> list[Sent
                 text=sent.text.strip(),
                 words=words[idx[0] : idx[-1] + 1],
                 speaker=speaker,
-                lemmas=" " + " ".join(t.lemma_.lower() for t in toks) + " ",
+                lemmas=" " + _lemma_key(toks) + " ",
                 tokens=[t.text.lower() for t in toks],
                 has_verb=any(t.pos_ in ("VERB", "AUX") for t in sent),
             )
@@ -159,10 +159,23 @@ def quote_id(start: float, end: float) -> str:
 FUNCTION_POS = {"DET", "PRON", "PART", "ADP", "CCONJ", "SCONJ", "AUX", "PUNCT", "SPACE", "NUM"}
 
 
-def _phrase_key(span) -> str:
-    """Lower-case lemmas of a phrase's content words: 'to peer supports' and 'Peer support' meet."""
-    toks = [t for t in span if t.pos_ not in FUNCTION_POS and not t.is_stop]
-    return " ".join(t.lemma_.lower() for t in toks)
+def _is_edge_filler(tok) -> bool:
+    return tok.pos_ in FUNCTION_POS or tok.is_stop or not tok.is_alpha
+
+
+def _trim(span) -> list:
+    """A phrase without function words at its edges: 'to peer support' -> 'peer support'."""
+    toks = list(span)
+    while toks and _is_edge_filler(toks[0]):
+        toks.pop(0)
+    while toks and _is_edge_filler(toks[-1]):
+        toks.pop()
+    return toks
+
+
+def _lemma_key(toks) -> str:
+    """Lower-case lemmas of the words, so 'peer supports' and 'Peer support' meet."""
+    return " ".join(t.lemma_.lower() for t in toks if t.is_alpha)
 
 
 def keyphrases_of(docs, cfg: ExtractSettings) -> tuple[list[KeyPhrase], list[tuple[str, KeyPhrase]]]:
@@ -170,16 +183,17 @@ def keyphrases_of(docs, cfg: ExtractSettings) -> tuple[list[KeyPhrase], list[tup
     merged: dict[str, dict] = {}
     for doc in docs:
         for phrase in doc._.phrases:
-            key = _phrase_key(phrase.chunks[0])
-            if not key or key in cfg.lexicon.stop_phrases:
+            toks = _trim(phrase.chunks[0])
+            key = _lemma_key(toks)
+            # Fragments of hyphenated words ("co" of "co-production") are too short to mean anything.
+            if not key or key in cfg.lexicon.stop_phrases or max(len(w) for w in key.split()) < 3:
                 continue
             entry = merged.setdefault(key, {"score": 0.0, "forms": Counter()})
             entry["score"] = max(entry["score"], phrase.rank)
             for chunk in phrase.chunks:
-                form = " ".join(t.text.lower() for t in chunk if t.pos_ not in FUNCTION_POS and not t.is_stop)
-                entry["forms"][form] += 1
+                entry["forms"]["".join(t.text_with_ws for t in _trim(chunk)).strip().lower()] += 1
     # Count every occurrence by lemma (textrank counts surface forms, so "supports" would be missed).
-    lemma_text = " " + " ".join(t.lemma_.lower() for doc in docs for t in doc if not t.is_punct) + " "
+    lemma_text = " " + " ".join(t.lemma_.lower() for doc in docs for t in doc if t.is_alpha) + " "
     for key, entry in merged.items():
         entry["count"] = max(1, lemma_text.count(f" {key} "))
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1]["score"], -kv[1]["count"]))[: cfg.max_keyphrases]
@@ -209,6 +223,8 @@ def candidate_quotes(
         for i in range(len(sents)):
             for j in range(i + 1, min(i + cfg.max_sentences, len(sents)) + 1):
                 window = sents[i:j]
+                if window[-1].text.endswith("?"):
+                    break  # questions are the interviewer's part, even before speakers are known
                 n = sum(len(s.tokens) for s in window)
                 if n > cfg.max_words:
                     break

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from typer.testing import CliRunner
 
 from storypipe.cli import app
 from storypipe.jsonio import read_model
 from storypipe.layout import Layout
 from storypipe.models import Story
+from tests import audio_fixtures as af
 
 
 def test_bad_files_are_quarantined_and_good_ones_processed(tmp_path, prefect_harness):
@@ -17,9 +16,9 @@ def test_bad_files_are_quarantined_and_good_ones_processed(tmp_path, prefect_har
     inbox = layout.inbox
     (inbox / "empty.m4a").write_bytes(b"")
     (inbox / "letter.mp3").write_text("Dear team, this is not a recording.\n")
-    subprocess.run(["espeak-ng", "-w", str(inbox / "bad sidecar.wav"), "This one has a broken sidecar file."], check=True)
+    af.speech(inbox, "bad sidecar.wav", "This one has a broken sidecar file.")
     (inbox / "bad sidecar.yaml").write_text("title: [unclosed\nconsent: {clips: true\n")
-    subprocess.run(["espeak-ng", "-w", str(inbox / "good.wav"), "I found people who listened to me."], check=True)
+    af.speech(inbox, "good.wav", "I found people who listened to me.")
 
     result = CliRunner().invoke(app, ["run", "--root", str(tmp_path)])
 

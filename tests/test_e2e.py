@@ -22,6 +22,7 @@ from storypipe.cli import SAMPLE_DIR, app
 from storypipe.jsonio import read_model
 from storypipe.layout import Layout
 from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript
+from tests import audio_fixtures as af
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.e2e
@@ -35,11 +36,6 @@ def normalise(text: str) -> str:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def espeak(text: str, path: Path, voice: str = "en-us+m3") -> Path:
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True)
-    return path
 
 
 def story_by_source(layout: Layout, filename: str) -> Story:
@@ -59,8 +55,8 @@ def processed_root(tmp_path_factory):
     shutil.copy2(DATA / "jfk.flac", layout.inbox / "jfk.flac")
     shutil.copy2(SAMPLE_DIR / "interview.mp3", layout.inbox / "Interview 01.mp3")
     shutil.copy2(SAMPLE_DIR / "interview.yaml", layout.inbox / "Interview 01.yaml")
-    espeak("We met every week in the library. I learned that my voice matters to other people.",
-           layout.inbox / "second.wav", voice="en-gb+f3")
+    af.speech(layout.inbox, "second.wav", "We met every week in the library. I learned that my voice matters.",
+              voice="en-us+f2", words_per_minute=150)
     (layout.inbox / "second.yaml").write_text(
         'title: "Second"\nstoryteller: "J."\nconsent: {transcript: true, clips: true, full_story: true, anonymise: true}\n'
     )

@@ -124,3 +124,19 @@ def test_extract_story_writes_files_and_keeps_decisions(tmp_path, settings, tran
     kp = read_model(folder / "keyphrases.json", KeyphrasesFile)
     assert kp.keyphrases and kp.story_id == story.story_id
     assert read_model(folder / "quotes.json", QuotesFile).quotes[0].score >= again.quotes[-1].score
+
+
+def test_questions_are_never_quotes_even_without_speakers(settings):
+    t = make_transcript([(None, "What was it like for you when the group first started meeting in the hall? "
+                                "I felt welcome from the very first evening because people listened to me.")])
+    quotes, _, _ = extract(t, settings.extract)
+    assert quotes and all("?" not in q.text for q in quotes)
+
+
+def test_keyphrases_keep_hyphenated_words_whole(settings):
+    t = make_transcript([(None, "Co-production changed how the council works. We believe in co-production now. "
+                                "Co-production means sharing power with the people who use services.")])
+    _, keyphrases, _ = extract(t, settings.extract)
+    texts = [k.text for k in keyphrases]
+    assert all(len(max(k.split(), key=len)) >= 3 for k in texts)
+    assert "-" not in texts and "co" not in texts
