@@ -36,19 +36,26 @@ def process_inbox(root: str) -> list[Outcome]:
 @flow(name="process-recording")
 def process_recording(root: str, filename: str, settings: Settings) -> Outcome:
     """One recording: ingest it (or quarantine it with the reason), then carry its story through."""
-    story_id, is_new, problem = ingest_task(root, filename, settings)
-    if problem:
-        quarantine_task(root, filename, problem)
-        return Outcome(file=filename, result="quarantined", reason=problem)
+    try:
+        story_id, is_new, problem = ingest_task.with_options(**_retries(settings))(root, filename, settings)
+        if problem:
+            quarantine_task(root, filename, problem)
+            return Outcome(file=filename, result="quarantined", reason=problem)
+    except Exception as e:  # noqa: BLE001 - e.g. a disk error: this file waits in the inbox, the others go on
+        return Outcome(file=filename, result="failed", reason=f"could not be ingested, left in the inbox: {e}")
     if not is_new and not status.is_unfinished(Layout(Path(root)), story_id):
         return Outcome(file=filename, story_id=story_id, result="duplicate", reason="already processed")
     return finish_story(root, story_id, settings, file=filename)
 
 
+def _retries(settings: Settings) -> dict:
+    return {"retries": settings.prefect.retries, "retry_delay_seconds": settings.prefect.retry_delay_s}
+
+
 def finish_story(root: str, story_id: str, settings: Settings, file: str) -> Outcome:
     """Run the stages a story still needs; a failure marks that story failed and the run goes on."""
     layout = Layout(Path(root))
-    retries = {"retries": settings.prefect.retries, "retry_delay_seconds": settings.prefect.retry_delay_s}
+    retries = _retries(settings)
     try:
         stage = status.next_stage(layout, story_id)
         if stage == "transcribe":

@@ -47,3 +47,24 @@ def test_bad_files_are_quarantined_and_good_ones_processed(tmp_path, prefect_har
     with get_client(sync_client=True) as client:
         names = {run.name for run in client.read_flow_runs()}
     assert {"recording: good.wav", "recording: letter.mp3", "recording: empty.m4a"} <= names
+
+
+def test_an_unexpected_error_on_one_file_does_not_stop_the_others(tmp_path, prefect_harness, monkeypatch):
+    from flows.inbox import process_inbox
+    from tasks import ingest
+
+    layout = Layout(tmp_path).ensure()
+    for name in ("first.wav", "second.wav"):
+        (layout.inbox / name).write_bytes(b"RIFF....")
+
+    def broken_disk(recording, layout, settings):
+        raise OSError(f"I/O error reading {recording.name}")
+
+    calls = []
+    monkeypatch.setattr(ingest, "ingest_recording", lambda *a: calls.append(a[0].name) or broken_disk(*a))
+    monkeypatch.setenv("STORYPIPE_PREFECT__RETRY_DELAY_S", "0")
+    outcomes = process_inbox(str(tmp_path))
+    assert calls.count("first.wav") == 3  # an I/O error is worth two retries
+    assert [(o.file, o.result) for o in outcomes] == [("first.wav", "failed"), ("second.wav", "failed")]
+    assert "I/O error reading second.wav" in outcomes[1].reason
+    assert sorted(p.name for p in layout.inbox.iterdir()) == ["first.wav", "second.wav"]  # nothing lost
