@@ -101,13 +101,13 @@ def main() -> None:
             ref = normalise(reference)
             rows.append(
                 f"| {name} | {w_wall:.1f} s | {ww_wall:.1f} s | {s_wall:.1f} s | {stages.get('transcribed', 0):.1f} s "
-                f"| {s_wall / w_wall:.2f}× | {jiwer.wer(ref, normalise(w_text)):.3f} | {jiwer.wer(ref, normalise(s_text)):.3f} "
+                f"| {s_wall / w_wall:.2f}× / {s_wall / ww_wall:.2f}× | {jiwer.wer(ref, normalise(w_text)):.3f} | {jiwer.wer(ref, normalise(s_text)):.3f} "
                 f"| {w_rss:.0f} / {s_rss:.0f} MiB |"
             )
             print(rows[-1], flush=True)
     header = (
         "| audio | bare whisper | bare whisper + word times | storypipe run | of which transcription "
-        "| run / bare | WER whisper | WER storypipe | peak RSS whisper / storypipe |\n"
+        "| run / bare (plain / word times) | WER whisper | WER storypipe | peak RSS whisper / storypipe |\n"
         "|---|---|---|---|---|---|---|---|---|"
     )
     table = header + "\n" + "\n".join(rows)
