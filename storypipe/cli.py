@@ -13,7 +13,15 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from storypipe.layout import Layout
@@ -43,16 +51,32 @@ RootOption = Annotated[
 
 
 class ProgressHandler(logging.Handler):
-    """Shows the latest message beside the progress bar and counts finished recordings."""
+    """Shows the latest message beside the progress bar, counts finished recordings, and follows the
+    position in the audio being transcribed (with the time still to go)."""
 
-    def __init__(self, progress: Progress, task_id):
+    def __init__(self, progress: Progress, task_id, total_files: int):
         super().__init__(logging.INFO)
-        self.progress, self.task_id = progress, task_id
+        self.progress, self.task_id, self.total_files, self.done = progress, task_id, total_files, 0
+        self.audio_task = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "done", False):
+            self.done += 1
         self.progress.update(
-            self.task_id, description=record.getMessage()[:70], advance=1 if getattr(record, "done", False) else 0
+            self.task_id, completed=self.done,
+            description=f"[{self.done}/{self.total_files}] {record.getMessage()[:60]}",
         )
+        position, total = getattr(record, "position_s", None), getattr(record, "total_s", None)
+        if position is not None and total:
+            if self.audio_task is None:
+                self.audio_task = self.progress.add_task("", total=total)
+            self.progress.update(
+                self.audio_task, total=total, completed=position,
+                description=f"    {getattr(record, 'story', '')}: {_duration(position)} of {_duration(total)}",
+            )
+        elif self.audio_task is not None and getattr(record, "done", False):
+            self.progress.remove_task(self.audio_task)
+            self.audio_task = None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -82,25 +106,29 @@ def _settings_or_exit(root: Path) -> Settings:
 
 def _check_model(settings: Settings) -> None:
     """Fail early, before any file moves, when the configured model cannot be found."""
+    from tasks.engine_faster import resolve_ct2_model
     from tasks.whisper_model import ModelNotFoundError, resolve_checkpoint
 
     try:
-        resolve_checkpoint(settings.transcribe.model, settings.transcribe.model_cache_dir())
+        if settings.transcribe.engine == "faster-whisper":
+            resolve_ct2_model(settings.transcribe.model)
+        else:
+            resolve_checkpoint(settings.transcribe.model, settings.transcribe.model_cache_dir())
     except ModelNotFoundError as e:
         console.print(f"[red]Model not found:[/red] {e}")
         raise typer.Exit(2) from None
 
 
 def _warm_up(settings: Settings) -> None:
-    """Load the speech and language models in the background while Prefect's server starts (~1.5 s saved)."""
+    """Load the models in the background while Prefect's temporary server starts (its 4 s are otherwise idle)."""
     import threading
 
     from tasks.extract import load_nlp
-    from tasks.transcribe import get_engine
+    from tasks.transcribe import warm_up
 
     def load() -> None:
         try:
-            get_engine(settings.transcribe)
+            warm_up(settings)
             load_nlp(settings.extract.spacy_model)
         except Exception:  # noqa: BLE001 - the stage itself will load again and report the problem
             pass
@@ -119,9 +147,6 @@ def run_pipeline(root: Path, verbose: bool = False) -> int:
     """Process the inbox of a root with a progress display and a summary; returns the exit status."""
     _setup_logging(verbose)
     settings = _settings_or_exit(root)
-    if settings.transcribe.engine != "openai-whisper":
-        console.print(f"[red]Configuration error:[/red] transcribe.engine {settings.transcribe.engine!r} is not available yet")
-        raise typer.Exit(2)
     _check_model(settings)
     layout = Layout(root).ensure()
 
@@ -133,10 +158,10 @@ def run_pipeline(root: Path, verbose: bool = False) -> int:
         console.print(f"Nothing to do: {layout.inbox} is empty and every story is finished.")
     else:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console, transient=True,
         ) as progress:
-            handler = ProgressHandler(progress, progress.add_task("Starting…", total=todo))
+            handler = ProgressHandler(progress, progress.add_task("Starting…", total=todo), todo)
             log.addHandler(handler)
             _warm_up(settings)
             try:

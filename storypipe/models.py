@@ -54,6 +54,8 @@ class Metadata(BaseModel):
     roles: list[str] = Field(default_factory=list)
     demographics: dict[str, Any] = Field(default_factory=dict)
     speakers: int | None = Field(default=None, ge=1, le=10)
+    # Who is who, when the default (the storyteller speaks most) is wrong; see tasks/speakers.py.
+    speaker_roles: dict[str, str] | None = None
 
 
 class Sidecar(Metadata):
@@ -77,6 +79,7 @@ class HistoryEntry(BaseModel):
     at: dt.datetime = Field(default_factory=now)
     seconds: float | None = None  # how long the stage took
     note: str | None = None
+    retry: bool | None = None  # on a failure: whether the next run should try again
 
 
 class Story(BaseModel):
@@ -102,6 +105,7 @@ class Word(BaseModel):
     start: float
     end: float
     probability: float
+    low_confidence: bool = False  # the recogniser was unsure: a reviewer should listen here
 
 
 class Segment(BaseModel):
@@ -112,6 +116,8 @@ class Segment(BaseModel):
     speaker: str | None = None
     avg_logprob: float
     no_speech_prob: float
+    compression_ratio: float | None = None
+    low_confidence: bool = False
     words: list[Word] = Field(default_factory=list)
 
 
@@ -122,6 +128,11 @@ class Transcript(BaseModel):
     duration_s: float
     engine: str
     model: str
+    language_probability: float | None = None
+    # Where voice-activity detection found speech ([start, end] seconds); only these were transcribed.
+    speech_regions: list[tuple[float, float]] = Field(default_factory=list)
+    # Plain-words cautions for the reviewer (e.g. "the speech may not be English").
+    warnings: list[str] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
 
     def words(self) -> list[Word]:

@@ -34,20 +34,63 @@ class IngestSettings(BaseModel):
     default_consent: Consent = Field(default_factory=Consent)
 
 
+class VadSettings(BaseModel):
+    """Voice-activity detection (Silero): only speech is transcribed."""
+
+    enabled: bool = True
+    threshold: float = 0.5
+    min_speech_ms: int = 250
+    min_silence_ms: int = 300
+    pad_ms: int = 200
+    # Pauses shorter than this stay inside the speech around them.
+    bridge_s: float = 1.0
+
+
+class FilterSettings(BaseModel):
+    """Whisper segments that are probably not speech are dropped (hallucinations over noise)."""
+
+    no_speech_prob: float = 0.6
+    logprob: float = -1.0
+    compression_ratio: float = 2.4
+    # A word or phrase repeated this many times in a row is a decoding loop, not speech.
+    max_repeats: int = 4
+
+
+class ConfidenceSettings(BaseModel):
+    """Below these, a word or segment is marked for the reviewer to check against the audio."""
+
+    low_word_probability: float = 0.5
+    low_segment_logprob: float = -0.8
+    low_segment_word_share: float = 0.3
+    # With an English-only model, speech this unsure throughout is probably not English.
+    not_english_word_probability: float = 0.45
+    not_english_logprob: float = -0.7
+
+
 class TranscribeSettings(BaseModel):
     engine: Literal["openai-whisper", "faster-whisper"] = "openai-whisper"
     model: str = "tiny.en"
-    language: str = "en"
+    language: str = ""
     beam_size: int = 5
     condition_on_previous_text: bool = False
     word_timestamps: bool = True
     device: str = "cpu"
     cache_dir: str = ""
+    # Speech is transcribed in batches of at most this many seconds: bounded memory, visible progress.
+    batch_s: float = 300.0
+    vad: VadSettings = Field(default_factory=VadSettings)
+    filter: FilterSettings = Field(default_factory=FilterSettings)
+    confidence: ConfidenceSettings = Field(default_factory=ConfidenceSettings)
 
     def model_cache_dir(self) -> Path:
         if self.cache_dir:
             return Path(self.cache_dir).expanduser()
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storypipe"
+
+
+class SpeakerSettings(BaseModel):
+    # Voices expected when the sidecar does not say (`speakers:`): an interview has two.
+    default_count: int = 2
 
 
 class QuoteWeights(BaseModel):
@@ -102,6 +145,7 @@ class Settings(BaseSettings):
     project: ProjectSettings = Field(default_factory=ProjectSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
+    speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     stage: StageSettings = Field(default_factory=StageSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)

@@ -167,7 +167,8 @@ def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> Path:
 
 
 def read_wav_float(path: Path) -> np.ndarray:
-    """A mono 16-bit wav as float32 in [-1, 1], the form Whisper takes."""
+    """A 16-bit wav as float32 in [-1, 1] (the form Whisper takes): shape (n,) or (n, channels)."""
     with wave.open(str(path), "rb") as w:
-        frames = w.readframes(w.getnframes())
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+        frames, channels = w.readframes(w.getnframes()), w.getnchannels()
+    pcm = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return pcm.reshape(-1, channels) if channels > 1 else pcm

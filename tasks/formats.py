@@ -7,7 +7,7 @@ from pathlib import Path
 import pysubs2
 
 from storypipe.jsonio import atomic_write_text
-from storypipe.models import Transcript
+from storypipe.models import Segment, Transcript
 
 
 def clock(seconds: float) -> str:
@@ -16,12 +16,29 @@ def clock(seconds: float) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def transcript_text(transcript: Transcript, title: str | None = None) -> str:
-    """A readable transcript: one line per segment with its time (and speaker once known)."""
+LOW = "(?)"
+LEGEND = f"Words marked {LOW} were hard to make out, and lines starting with {LOW} are unsure: check them against the audio."
+
+
+def marked_text(seg: Segment) -> str:
+    """The segment's words, each unsure one followed by (?) so a reviewer sees it at a glance."""
+    if not seg.words:
+        return seg.text.strip()
+    return "".join(w.word + (LOW if w.low_confidence else "") for w in seg.words).strip()
+
+
+def transcript_text(transcript: Transcript, title: str | None = None, mark: bool = True) -> str:
+    """A readable transcript: one line per segment with its time and speaker; unsure words marked."""
     lines = [f"# {title or transcript.story_id}", ""]
+    if mark and any(s.low_confidence or any(w.low_confidence for w in s.words) for s in transcript.segments):
+        lines += [LEGEND, ""]
+    for warning in transcript.warnings:
+        lines += [f"Warning: {warning}", ""]
     for seg in transcript.segments:
         who = f"{seg.speaker}: " if seg.speaker else ""
-        lines.append(f"[{clock(seg.start)}] {who}{seg.text.strip()}")
+        flag = f"{LOW} " if mark and seg.low_confidence else ""
+        text = marked_text(seg) if mark else seg.text.strip()
+        lines.append(f"[{clock(seg.start)}] {flag}{who}{text}")
     return "\n".join(lines) + "\n"
 
 

@@ -199,7 +199,8 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
 
     try:
         info = audio.probe(recording)
-        pcm = audio.decode_pcm16(recording, settings.ingest.speech_sample_rate)
+        # Two channels are kept: an interview recorder often puts one voice on each (speaker labels).
+        pcm = audio.decode_pcm16(recording, settings.ingest.speech_sample_rate, 2 if info.channels == 2 else 1)
     except audio.AudioError as e:
         raise IngestError(recording, str(e)) from e
     duration = len(pcm) / settings.ingest.speech_sample_rate

@@ -94,7 +94,7 @@ def stage_story(story_id: str, layout: Layout, settings: Settings) -> Path | Non
     build = Path(tempfile.mkdtemp(dir=layout.staging, prefix=f".{story_id}."))
     try:
         export_mp3(layout.original_dir(story_id) / story.source.filename, build / "story.mp3", settings.stage.mp3_bitrate)
-        (build / "transcript.txt").write_text(formats.transcript_text(transcript, story.metadata.title), "utf-8")
+        (build / "transcript.txt").write_text(formats.transcript_text(transcript, story.metadata.title, mark=False), "utf-8")
         (build / "transcript.vtt").write_text(formats.captions(transcript, "vtt"), "utf-8")
         write_json(build / "metadata.json", story_metadata(story, transcript, keyphrases, settings))
         (build / "SHA256SUMS").write_text(sha256sums(build), "utf-8")

@@ -45,8 +45,15 @@ def is_unfinished(layout: Layout, story_id: str) -> bool:
 
 
 def unfinished_stories(layout: Layout) -> list[str]:
-    """Stories an earlier run did not finish (stopped, or failed at a stage): the next run resumes them."""
-    return [s.story_id for s in load_stories(layout) if s.state in ("ingested", "transcribed", "failed")]
+    """Stories an earlier run did not finish (stopped, or failed at a stage): the next run resumes them.
+
+    A failure that trying again cannot fix (no speech in the recording) is left for a person to look at.
+    """
+    return [
+        s.story_id
+        for s in load_stories(layout)
+        if s.state in ("ingested", "transcribed") or (s.state == "failed" and s.history[-1].retry is not False)
+    ]
 
 
 def mark_failed(layout: Layout, story_id: str, error: BaseException) -> str:
@@ -54,11 +61,14 @@ def mark_failed(layout: Layout, story_id: str, error: BaseException) -> str:
     path = layout.story_dir(story_id) / "story.json"
     story = read_model(path, Story)
     stage = NEXT_STAGE.get(last_good_state(story), "processing")
-    reason = f"{stage} failed: {error}"
+    permanent = getattr(error, "permanent", False)
+    reason = str(error) if permanent else f"{stage} failed: {error}"
     story.problems.append(reason)
     story.advance("failed", note=reason)
+    story.history[-1].retry = not permanent
     write_model(path, story)
-    log.error("%s: %s (it will be tried again on the next run)", story_id, reason, extra={"story": story_id, "done": True})
+    log.error("%s: %s%s", story_id, reason, "" if permanent else " (it will be tried again on the next run)",
+              extra={"story": story_id, "done": True})
     return reason
 
 

@@ -1,105 +1,28 @@
-"""Transcribe: speech to word-timed segments, behind a small engine interface a second engine can join."""
+"""Transcribe: speech found by VAD, through the configured engine, into a transcript a reviewer can trust.
+
+The steps, the same for every engine: find the speech (VAD) → transcribe it in bounded batches →
+drop what is probably not speech → label who spoke → flag unsure words → warn about the language.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from storypipe.jsonio import read_model, write_model
 from storypipe.layout import Layout
-from storypipe.models import Segment, Story, Transcript, Word
-from storypipe.settings import Settings, TranscribeSettings
-from tasks import audio, formats
+from storypipe.models import Segment, Story, Transcript
+from storypipe.settings import Settings
+from tasks import audio, formats, quality, vad
+from tasks.engines import Engine, get_engine
+from tasks.vad import NoSpeechError
 
 log = logging.getLogger("storypipe")
 
-
-class Engine(Protocol):
-    """A speech recogniser: 16 kHz mono float32 in, word-timed segments out."""
-
-    name: str
-    model: str
-
-    def transcribe(self, speech: np.ndarray) -> list[Segment]: ...
-
-
-class OpenAIWhisperEngine:
-    name = "openai-whisper"
-
-    def __init__(self, settings: TranscribeSettings):
-        from tasks.whisper_model import load_whisper_model
-
-        self.settings = settings
-        self.model = settings.model
-        self._whisper = load_whisper_model(settings.model, settings.model_cache_dir(), settings.device)
-
-    def transcribe(self, speech: np.ndarray) -> list[Segment]:
-        import whisper
-
-        s = self.settings
-        result = whisper.transcribe(
-            self._whisper,
-            speech,
-            language=s.language or None,
-            beam_size=s.beam_size,
-            best_of=s.beam_size,
-            condition_on_previous_text=s.condition_on_previous_text,
-            word_timestamps=s.word_timestamps,
-            fp16=s.device != "cpu",
-            verbose=None,
-        )
-        return [_segment_from_whisper(i, seg) for i, seg in enumerate(result["segments"])]
-
-
-def _segment_from_whisper(index: int, seg: dict) -> Segment:
-    return Segment(
-        id=index,
-        start=round(float(seg["start"]), 3),
-        end=round(float(seg["end"]), 3),
-        text=seg["text"].strip(),
-        avg_logprob=round(float(seg["avg_logprob"]), 4),
-        no_speech_prob=round(float(seg["no_speech_prob"]), 4),
-        words=[
-            Word(
-                word=w["word"],
-                start=round(float(w["start"]), 3),
-                end=round(float(w["end"]), 3),
-                probability=round(float(w["probability"]), 4),
-            )
-            for w in seg.get("words", [])
-        ],
-    )
-
-
-_ENGINES: dict[tuple, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def get_engine(settings: TranscribeSettings) -> Engine:
-    """One loaded engine per (engine, model, device) in this process: loading costs seconds.
-
-    Thread-safe, so the command line can load it while Prefect's temporary server starts.
-    """
-    key = (settings.engine, settings.model, settings.device, settings.model_cache_dir())
-    with _ENGINES_LOCK:
-        return _get_engine(key, settings)
-
-
-def _get_engine(key: tuple, settings: TranscribeSettings) -> Engine:
-    if key not in _ENGINES:
-        if settings.engine == "openai-whisper":
-            _ENGINES[key] = OpenAIWhisperEngine(settings)
-        else:
-            raise ValueError(f"transcribe.engine = {settings.engine!r} is not available yet")
-    engine = _ENGINES[key]
-    if getattr(engine, "settings", settings) != settings:
-        engine.settings = settings  # decoding options may differ between roots; the weights don't
-    return engine
+__all__ = ["NoSpeechError", "get_engine", "speech_wav", "transcribe_story", "transcribe_speech"]
 
 
 def speech_wav(story: Story, layout: Layout, settings: Settings) -> Path:
@@ -108,8 +31,67 @@ def speech_wav(story: Story, layout: Layout, settings: Settings) -> Path:
     if not path.exists():
         original = layout.original_dir(story.story_id) / story.source.filename
         rate = settings.ingest.speech_sample_rate
-        audio.write_wav(path, audio.decode_pcm16(original, rate), rate)
+        audio.write_wav(path, audio.decode_pcm16(original, rate, 2 if story.source.channels == 2 else 1), rate)
     return path
+
+
+def warm_up(settings: Settings) -> None:
+    """Load the models and compile Whisper's word aligner once, ahead of the first story."""
+    engine = get_engine(settings.transcribe)
+    vad.speech_regions(np.zeros(vad.SAMPLE_RATE, dtype=np.float32), settings.transcribe.vad)
+    if engine.name == "openai-whisper" and settings.transcribe.word_timestamps:
+        from whisper.timing import dtw_cpu  # numba compiles it on first use (1-2 s)
+
+        dtw_cpu(np.ones((2, 2)))
+
+
+def transcribe_speech(
+    engine: Engine, mono: np.ndarray, settings: Settings, language: str | None, story_id: str = ""
+) -> tuple[list[Segment], list[tuple[float, float]], str, float | None, dict[str, int]]:
+    """VAD, then the engine on the speech only, in batches. Returns segments (original times), the
+    speech regions, the language, its probability, and what was dropped as non-speech."""
+    cfg = settings.transcribe
+    duration = len(mono) / vad.SAMPLE_RATE
+    regions = vad.speech_regions(mono, cfg.vad)
+    if not regions:
+        raise NoSpeechError("no speech found: the recording seems to hold only silence, noise, music or a tone")
+    speech_s = sum(e - s for s, e in regions)
+    log.info(
+        "%s: %.0f s of speech found in %.0f s of audio", story_id, speech_s, duration,
+        extra={"story": story_id, "position_s": 0.0, "total_s": duration},
+    )
+    segments: list[Segment] = []
+    probability = None
+    for group in vad.batches(regions, cfg.batch_s):
+        packed = vad.compact(mono, group)
+        result = engine.transcribe(packed.audio, [(0.0, round(packed.duration, 3))], language)
+        if language is None:  # detected on the first batch, kept for the rest
+            language, probability = result.language, result.language_probability
+        segments += vad.restore_times(result.segments, packed)
+        log.info(
+            "%s: transcribed up to %s", story_id, formats.clock(group[-1][1]),
+            extra={"story": story_id, "position_s": group[-1][1], "total_s": duration},
+        )
+    segments, dropped = quality.drop_non_speech(segments, cfg.filter)
+    if not segments:
+        hint = "" if engine.multilingual else " (the model only understands English: is the speech in another language?)"
+        raise NoSpeechError(
+            f"no speech found: voice activity was heard ({speech_s:.0f} s) but no words could be made out{hint}"
+        )
+    return segments, regions, language or "en", probability, dropped
+
+
+def label_speakers(segments: list[Segment], speech: np.ndarray, story: Story, settings: Settings) -> list[Segment]:
+    """Who said what (stereo channels or voice clustering); see tasks/speakers.py."""
+    try:
+        from tasks import speakers
+    except ImportError:  # pragma: no cover - until the speakers stage exists
+        return segments
+    channels = speech if speech.ndim == 2 else None
+    mono = speech.mean(axis=1) if speech.ndim == 2 else speech
+    n = story.metadata.speakers or settings.speakers.default_count
+    roles = getattr(story.metadata, "speaker_roles", None)
+    return speakers.label_speakers(segments, mono, channels, n_speakers=n, roles=roles)
 
 
 def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Transcript:
@@ -117,26 +99,43 @@ def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Trans
     story_dir = layout.story_dir(story_id)
     story = read_model(story_dir / "story.json", Story)
     speech = audio.read_wav_float(speech_wav(story, layout, settings))
+    mono = speech.mean(axis=1) if speech.ndim == 2 else speech
     engine = get_engine(settings.transcribe)
+    language = story.metadata.language or settings.transcribe.language or None
     log.info("Transcribing %s (%.0f s of audio)", story_id, story.source.duration_s, extra={"story": story_id})
     started = time.monotonic()
-    segments = engine.transcribe(speech)
+    segments, regions, language, probability, dropped = transcribe_speech(engine, mono, settings, language, story_id)
+    segments = label_speakers(segments, speech, story, settings)
+    segments = quality.flag_confidence(segments, settings.transcribe.confidence)
+    segments = [s.model_copy(update={"id": i}) for i, s in enumerate(segments)]
+    warnings = quality.language_warnings(
+        segments, engine.multilingual, story.metadata.language, settings.transcribe.confidence
+    )
     seconds = time.monotonic() - started
     transcript = Transcript(
         story_id=story_id,
-        language=settings.transcribe.language,
+        language=language,
         duration_s=story.source.duration_s,
         engine=engine.name,
         model=engine.model,
+        language_probability=probability,
+        speech_regions=regions,
+        warnings=warnings,
         segments=segments,
     )
     write_model(story_dir / "transcript.json", transcript)
     formats.write_transcript_files(transcript, story_dir, title=story.metadata.title)
+    story.problems = [p for p in story.problems if p not in warnings] + warnings
     story.advance("transcribed", seconds=round(seconds, 3))
     write_model(story_dir / "story.json", story)
+    low = sum(w.low_confidence for s in segments for w in s.words)
     log.info(
-        "Transcribed %s: %d words in %.1f s", story_id, len(transcript.words()), seconds, extra={"story": story_id}
+        "Transcribed %s: %d words (%d to check) in %.1f s%s", story_id, len(transcript.words()), low, seconds,
+        f"; dropped {sum(dropped.values())} non-speech segments" if dropped else "",
+        extra={"story": story_id},
     )
+    for warning in warnings:
+        log.warning("%s: %s", story_id, warning, extra={"story": story_id})
     return transcript
 
 

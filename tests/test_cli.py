@@ -70,3 +70,24 @@ def test_demo_never_replaces_a_folder_that_is_not_a_demo(tmp_path):
     assert result.exit_code == 2
     assert (tmp_path / "precious.txt").read_text() == "field notes"
     assert not (tmp_path / DEMO_MARKER).exists()
+
+
+def test_progress_follows_files_and_the_position_in_the_audio():
+    import logging
+
+    from rich.progress import Progress
+
+    from storypipe.cli import ProgressHandler
+
+    progress = Progress()
+    handler = ProgressHandler(progress, progress.add_task("", total=2), 2)
+    logger = logging.getLogger("storypipe.test-progress")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.info("transcribed up to 00:05:00", extra={"story": "s-1", "position_s": 300.0, "total_s": 1200.0})
+    audio_task = progress.tasks[handler.audio_task]
+    assert audio_task.completed == 300.0 and audio_task.total == 1200.0
+    assert "5:00 of 20:00" in audio_task.description
+    logger.info("s-1 is staged", extra={"story": "s-1", "done": True})
+    assert progress.tasks[0].completed == 1 and handler.audio_task is None
+    logger.removeHandler(handler)

@@ -272,10 +272,11 @@ def test_ingest_good_wav_with_sidecar(layout, cfg):
     assert "consent" not in raw["metadata"]
     assert raw["consent"] == {"transcript": True, "clips": True, "full_story": False, "anonymise": True}
     assert story.problems == []
-    # The 16 kHz mono copy for recognition.
+    # The 16 kHz copy for recognition keeps a stereo original's two channels (one voice per channel
+    # is common on interview recorders); recognition mixes them to mono in memory.
     speech = layout.speech_wav(story.story_id)
     with wave.open(str(speech), "rb") as w:
-        assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (1, 2, 16000, 24000)
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (2, 2, 16000, 24000)
     # Nothing else was left behind (no temp files, nothing in quarantine).
     assert list(layout.quarantine.iterdir()) == []
     assert [p.name for p in speech.parent.iterdir()] == ["speech-16k.wav"]
@@ -610,3 +611,12 @@ def test_same_bytes_under_another_name_are_the_same_story(layout, cfg):
     assert list(layout.quarantine.iterdir()) == []
     assert snapshot(layout.original_dir(story.story_id)) == before
     assert len(list(layout.transcripts.iterdir())) == 1
+
+
+def test_mono_and_multichannel_recordings_get_a_mono_speech_copy(layout, cfg):
+    for name, channels in (("mono.wav", 1), ("six.wav", 6)):
+        recording = af.sine(layout.inbox, name, duration=1.2, sample_rate=48000, channels=channels)
+        story, _ = ingest.ingest_recording(recording, layout, cfg)
+        with wave.open(str(layout.speech_wav(story.story_id)), "rb") as w:
+            assert (w.getnchannels(), w.getframerate()) == (1, 16000)
+        assert story.source.channels == channels

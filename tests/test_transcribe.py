@@ -1,4 +1,4 @@
-"""The transcribe stage around the engine (a fake engine here; the real one runs in test_e2e)."""
+"""The transcribe stage around the engine: VAD, batching, time mapping, filtering, flags, language."""
 
 from __future__ import annotations
 
@@ -8,20 +8,31 @@ import pytest
 from storypipe.jsonio import read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Story, Transcript
-from tasks import transcribe
-from tasks.audio import write_wav
+from tasks import audio, transcribe
+from tasks.engines import EngineResult
+from tests import audio_fixtures as af
 from tests.factories import make_story, make_transcript
+
+RATE = 16000
 
 
 class FakeEngine:
-    name, model = "fake-engine", "fake-model"
+    """Says one sentence spread over whatever audio it is given (times relative to that audio)."""
+
+    name, model, multilingual = "fake-engine", "fake-model", False
 
     def __init__(self):
-        self.seen = None
+        self.calls = []
 
-    def transcribe(self, speech):
-        self.seen = speech
-        return make_transcript([("storyteller", "We built it together, and it worked.")]).segments
+    def transcribe(self, speech, clips, language):
+        self.calls.append((len(speech) / RATE, clips, language))
+        t = make_transcript([("storyteller", "We built it together and it worked.")])
+        span = len(speech) / RATE
+        scale = span / t.segments[0].words[-1].end
+        seg = t.segments[0]
+        words = [w.model_copy(update={"start": w.start * scale, "end": w.end * scale}) for w in seg.words]
+        words[2] = words[2].model_copy(update={"probability": 0.2})
+        return EngineResult([seg.model_copy(update={"start": 0, "end": span, "words": words})], "en")
 
 
 @pytest.fixture
@@ -29,45 +40,64 @@ def layout(tmp_path):
     return Layout(tmp_path).ensure()
 
 
-def test_transcribe_story_writes_every_format_and_advances(layout, settings, monkeypatch):
+def speech_with_silence(tmp_path, before_s: float, after_s: float) -> np.ndarray:
+    voice = audio.read_wav_float(af.speech(tmp_path, "v.wav", "We built it together, and it worked in the end."))
+    voice = audio.decode_pcm16(tmp_path / "v.wav", RATE).astype(np.float32) / 32768
+    return np.concatenate([np.zeros(int(before_s * RATE)), voice, np.zeros(int(after_s * RATE))]).astype(np.float32)
+
+
+def test_only_speech_reaches_the_engine_and_times_come_back_in_the_original(layout, settings, monkeypatch, tmp_path):
     engine = FakeEngine()
     monkeypatch.setattr(transcribe, "get_engine", lambda cfg: engine)
+    mono = speech_with_silence(tmp_path, 20.0, 15.0)
     story = make_story("s-12345678", "s.wav", title="Together")
     write_model(layout.story_dir(story.story_id) / "story.json", story)
-    write_wav(layout.speech_wav(story.story_id), (np.ones(16000) * 1000).astype(np.int16), 16000)
+    audio.write_wav(layout.speech_wav(story.story_id), (mono * 32767).astype(np.int16), RATE)
 
     result = transcribe.transcribe_story(story.story_id, layout, settings)
 
-    assert engine.seen.dtype == np.float32 and len(engine.seen) == 16000
-    assert abs(float(engine.seen[0]) - 1000 / 32768) < 1e-6
+    (seconds, clips, language), = engine.calls
+    assert seconds < 6 and clips == [(0.0, round(seconds, 3))]  # 35 s of silence never decoded
+    assert language is None
+    (start, end), = result.speech_regions
+    assert 19.0 < start < 20.5 and end < len(mono) / RATE - 14
+    words = result.words()
+    assert words[0].start >= start and words[-1].end <= end + 0.01  # mapped back into the speech
+    assert words[2].low_confidence and not words[0].low_confidence
     folder = layout.story_dir(story.story_id)
-    saved = read_model(folder / "transcript.json", Transcript)
-    assert saved == result and saved.engine == "fake-engine" and saved.duration_s == story.source.duration_s
-    assert "# Together" in (folder / "transcript.txt").read_text()
-    assert "We built it together" in (folder / "transcript.srt").read_text()
+    assert read_model(folder / "transcript.json", Transcript) == result
+    text = (folder / "transcript.txt").read_text()
+    assert "# Together" in text and "(?)" in text and "it(?)" in text.replace(" ", "")
     assert (folder / "transcript.vtt").read_text().startswith("WEBVTT")
     after = read_model(folder / "story.json", Story)
     assert after.state == "transcribed" and after.history[-1].seconds is not None
 
 
+def test_silence_is_no_speech(settings, tmp_path):
+    engine = FakeEngine()
+    with pytest.raises(transcribe.NoSpeechError, match="no speech found"):
+        transcribe.transcribe_speech(engine, np.zeros(20 * RATE, dtype=np.float32), settings, "en")
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(10 * RATE) / RATE)).astype(np.float32)
+    with pytest.raises(transcribe.NoSpeechError):
+        transcribe.transcribe_speech(engine, tone, settings, "en")
+    assert engine.calls == []
+
+
+def test_long_audio_is_transcribed_in_bounded_batches(settings, tmp_path):
+    engine = FakeEngine()
+    cfg = settings.model_copy(update={"transcribe": settings.transcribe.model_copy(update={"batch_s": 2.0})})
+    mono = speech_with_silence(tmp_path, 1.0, 1.0)
+    segments, regions, *_ = transcribe.transcribe_speech(engine, mono, cfg, "en")
+    assert len(engine.calls) >= 2 and all(seconds <= 2.0 + 1e-6 for seconds, _, _ in engine.calls)
+    starts = [s.start for s in segments]
+    assert starts == sorted(starts)
+
+
 def test_speech_copy_is_rebuilt_from_the_original_when_missing(layout, settings):
-    import subprocess
-
-    from tasks.audio import ffmpeg_binary
-
     story = make_story("s-12345678", "s.flac")
     original = layout.original_dir(story.story_id) / "s.flac"
     original.parent.mkdir(parents=True)
-    subprocess.run([ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=1.5", "-ar", "44100",
-                    str(original)], check=True)
+    af.run_ffmpeg("-f", "lavfi", "-i", "sine=duration=1.5", "-ar", "44100", str(original))
     path = transcribe.speech_wav(story, layout, settings)
     assert path == layout.speech_wav(story.story_id)
-    from tasks.audio import read_wav_float
-
-    assert abs(len(read_wav_float(path)) - 1.5 * 16000) < 400
-
-
-def test_unknown_engine_is_a_clear_error(settings):
-    cfg = settings.transcribe.model_copy(update={"engine": "faster-whisper"})
-    with pytest.raises(ValueError, match="faster-whisper"):
-        transcribe.get_engine(cfg)
+    assert abs(len(audio.read_wav_float(path)) - 1.5 * RATE) < 400
