@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
 State = Literal["ingested", "transcribed", "extracted", "staged", "published", "failed"]
 QuoteStatus = Literal["candidate", "approved", "rejected"]
+# Sidecar `speaker_roles` keys: the first voice heard, or the voice on each channel of split stereo.
+SPEAKER_ROLE_KEYS = ("first", "left", "right")
 
 
 def now() -> dt.datetime:
@@ -56,6 +58,14 @@ class Metadata(BaseModel):
     speakers: int | None = Field(default=None, ge=1, le=10)
     # Who is who, when the default (the storyteller speaks most) is wrong; see tasks/speakers.py.
     speaker_roles: dict[str, str] | None = None
+
+    @field_validator("speaker_roles")
+    @classmethod
+    def _known_role_keys(cls, roles: dict[str, str] | None) -> dict[str, str] | None:
+        unknown = sorted(k for k in roles or {} if k.lower() not in SPEAKER_ROLE_KEYS)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}; use {', '.join(SPEAKER_ROLE_KEYS)}")
+        return roles
 
 
 class Sidecar(Metadata):

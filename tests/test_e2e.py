@@ -155,3 +155,22 @@ def test_a_second_run_does_no_work_twice(processed_root, prefect_harness):
     assert "duplicate" in result.output
     assert not (layout.inbox / "Interview 01.mp3").exists()
     assert (layout.story_dir(demo.story_id) / "transcript.json").stat().st_mtime_ns == before
+
+
+def test_demo_interview_knows_who_spoke(processed_root):
+    """Real flow, real model, mono recording: questions are the interviewer's, quotes the storyteller's."""
+    layout, _, _, _ = processed_root
+    story = story_by_source(layout, "Interview 01.mp3")
+    folder = layout.story_dir(story.story_id)
+    transcript = read_model(folder / "transcript.json", Transcript)
+    assert {s.speaker for s in transcript.segments} == {"storyteller", "interviewer"}
+    questions = [s for s in transcript.segments if s.text.rstrip().endswith("?")]
+    assert len(questions) >= 5
+    assert sum(s.speaker == "interviewer" for s in questions) / len(questions) >= 0.8
+    words = transcript.words()
+    storyteller_words = sum(len(s.words) for s in transcript.segments if s.speaker == "storyteller")
+    assert storyteller_words / len(words) >= 0.6  # she speaks about 75% of the script's words
+    quotes = read_model(folder / "quotes.json", QuotesFile).quotes
+    assert quotes and all(q.speaker == "storyteller" for q in quotes)
+    text = (folder / "transcript.txt").read_text()
+    assert "interviewer: " in text and "storyteller: " in text

@@ -1,0 +1,524 @@
+"""Speakers: who said each word, so a quote is never a mix of two people.
+
+Every word of the transcript gets a speaker, and a segment is split wherever the speaker changes
+between two of its words. Two ways to tell the voices apart, chosen per recording:
+
+- **Split stereo** (one voice per channel, e.g. two lapel mics into a stereo recorder): each word goes
+  to the channel that is louder over its span. Exact and cheap, so it is used whenever the channels
+  really carry different voices (`is_split_stereo`).
+- **Mono** (or stereo whose channels carry the same mix): offline diarization. Resemblyzer's bundled
+  voice encoder embeds sliding windows of speech (only where the recogniser found words, silence cut
+  out), the windows are clustered into `n_speakers` voices, each word takes the voice whose centre the
+  windows covering it are nearest to, and short flips are smoothed away.
+
+Names: the voice with the most words is `storyteller`, the next `interviewer`, then `speaker 3`,
+`speaker 4`... A team can override this per recording with `roles` (from the sidecar):
+
+    roles key   meaning                                           example
+    ---------   -----------------------------------------------   ------------------------------
+    "left"      the voice on the left (first) channel             {"left": "interviewer",
+    "right"     the voice on the right (second) channel            "right": "storyteller"}
+    "first"     the first voice heard (the interviewer usually    {"first": "interviewer"}
+                opens the recording)
+
+Values are the labels to use (any non-empty text; normally "storyteller" or "interviewer"); voices not
+named get the default names not already taken, most words first. "left"/"right" apply only when the
+recording is split stereo (otherwise they are ignored and "first", if given, decides); they win over
+"first" when both are given. Keys are case-insensitive; any other key is an error (`check_roles`).
+
+Settings are the module constants below (the integrator moves them into config); every function
+takes them as parameters with these defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from storypipe.models import Segment, Word
+
+log = logging.getLogger("storypipe")
+
+SAMPLE_RATE = 16000  # of `mono` and `channels`, as decoded for the recogniser
+
+# --- names ---------------------------------------------------------------------------------------
+STORYTELLER = "storyteller"
+INTERVIEWER = "interviewer"
+ROLE_KEYS = ("first", "left", "right")
+
+# --- split-stereo detection (is_split_stereo) ----------------------------------------------------
+# Channel levels are compared in frames of this length.
+STEREO_FRAME_S = 0.03
+# A frame "has sound" when its louder channel is within this many dB of the loud frames (95th
+# percentile) and above STEREO_FLOOR_DBFS; only those frames are looked at.
+STEREO_ACTIVE_DB = 30.0
+STEREO_FLOOR_DBFS = -65.0
+# Channels this correlated are copies of one signal (dual mono): not split.
+STEREO_IDENTICAL_CORRELATION = 0.98
+# A sounding frame is "one-sided" when one channel is this many dB louder than the other (one voice
+# per channel with -10 dB bleed gives ~10+ dB; a stereo mic pair or a panned mix a few dB).
+STEREO_SIDE_DB = 6.0
+# Split when each side has at least this share of the sounding frames (the quieter party may speak
+# little)...
+STEREO_MIN_SIDE_SHARE = 0.03
+# ...and one-sided frames together at least this share (the rest: overlaps, a voice near the centre).
+STEREO_MIN_ONE_SIDED_SHARE = 0.5
+# At least this much sound (seconds) before a recording can count as split.
+STEREO_MIN_ACTIVE_S = 1.0
+
+# --- split-stereo word attribution ---------------------------------------------------------------
+# A word goes to the louder channel over its span; when the two are closer than
+# this many dB it is undecided and takes the neighbouring words' speaker.
+STEREO_WORD_MARGIN_DB = 3.0
+
+# --- mono diarization ----------------------------------------------------------------------------
+# Voice-encoder windows over the speech (silence between words cut out): length and hop, seconds.
+WINDOW_S = 1.5
+HOP_S = 0.5
+# Each word's span is widened by this much (seconds) when cutting out the speech.
+WORD_PAD_S = 0.1
+# Less speech than this (seconds) cannot be told apart: everyone is the storyteller.
+MIN_SPEECH_S = 2.0
+# Clustering is quadratic in windows: beyond this many, cluster an even subsample, then assign all.
+MAX_CLUSTER_WINDOWS = 1500
+# Two voices whose centres are more alike than this (cosine) are one person (n_speakers was too high).
+SAME_VOICE_SIMILARITY = 0.93
+# Runs of at most this many words between two runs of one other speaker are smoothed away...
+MAX_FLIP_WORDS = 1
+# ...unless the run is set apart by pauses at least this long (seconds) on both sides (a real "Yes.").
+ISOLATED_PAUSE_S = 0.6
+# A speaker change may move by up to this many words to the longest pause nearby (people take turns
+# at pauses; the windows only place the change to within about a hop).
+SNAP_WORDS = 2
+
+
+# --- the public entry point ----------------------------------------------------------------------
+
+
+def label_speakers(
+    segments: list[Segment],
+    mono: np.ndarray,
+    channels: np.ndarray | None,
+    n_speakers: int = 2,
+    roles: Mapping[str, str] | None = None,
+) -> list[Segment]:
+    """New segments, ids 0..n-1, each spoken by one person: split wherever the speaker changes.
+
+    `mono` is the 16 kHz float32 audio the recogniser saw; `channels` None or a (samples, 2) float32
+    16 kHz array of the original's two channels. A split segment's parts keep its avg_logprob,
+    no_speech_prob, compression_ratio and low_confidence; text and times come from their words.
+    """
+    roles = check_roles(roles)
+    items = _items(segments)
+    if not items:
+        return []
+    if n_speakers <= 1:
+        ids = np.zeros(len(items), dtype=int)
+        names = {0: STORYTELLER}
+    else:
+        split = n_speakers == 2 and is_split_stereo(channels)
+        if split:
+            ids = attribute_by_channel(items, channels)
+            log.info("speakers: split stereo, one voice per channel")
+        else:
+            ids = diarize(items, mono, n_speakers)
+        names = _names(ids, items, roles, split_stereo=split)
+    return _rebuild(segments, items, [names[int(i)] for i in ids])
+
+
+def check_roles(roles: Mapping[str, str] | None) -> dict[str, str]:
+    """The role overrides, keys lower-cased; a plain-words ValueError for anything we'd misread."""
+    if not roles:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in roles.items():
+        k = str(key).strip().lower()
+        if k not in ROLE_KEYS:
+            raise ValueError(f"unknown speaker role key {key!r}: use {', '.join(ROLE_KEYS)}")
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"speaker role {key!r} needs a name, e.g. 'storyteller' or 'interviewer'")
+        out[k] = value.strip()
+    if "left" in out and out.get("left") == out.get("right"):
+        raise ValueError(f"left and right channels cannot both be {out['left']!r}")
+    return out
+
+
+# --- words as items ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One thing to attribute: a word, or a whole segment that has no words."""
+
+    segment: int
+    word: int | None
+    start: float
+    end: float
+    words: int  # how many words it counts for (role by word count)
+
+
+def _items(segments: list[Segment]) -> list[_Item]:
+    items = []
+    for i, seg in enumerate(segments):
+        if seg.words:
+            items += [_Item(i, j, w.start, max(w.end, w.start), 1) for j, w in enumerate(seg.words)]
+        else:
+            items.append(_Item(i, None, seg.start, max(seg.end, seg.start), len(seg.text.split())))
+    return items
+
+
+def _rebuild(segments: list[Segment], items: list[_Item], labels: list[str]) -> list[Segment]:
+    """Cut each segment into runs of one speaker; text and times rebuilt from the run's words."""
+    out: list[Segment] = []
+    by_segment: dict[int, list[tuple[_Item, str]]] = {}
+    for item, label in zip(items, labels):
+        by_segment.setdefault(item.segment, []).append((item, label))
+    for i, seg in enumerate(segments):
+        pairs = by_segment[i]
+        if pairs[0][0].word is None:
+            out.append(seg.model_copy(update={"id": len(out), "speaker": pairs[0][1]}))
+            continue
+        run: list[Word] = []
+        for k, (item, label) in enumerate(pairs):
+            run.append(seg.words[item.word])
+            if k + 1 == len(pairs) or pairs[k + 1][1] != label:
+                out.append(seg.model_copy(update={
+                    "id": len(out), "speaker": label, "start": run[0].start, "end": run[-1].end,
+                    "text": "".join(w.word for w in run).strip(), "words": [w.model_copy() for w in run],
+                }))
+                run = []
+    return out
+
+
+def _names(ids: np.ndarray, items: list[_Item], roles: dict[str, str], split_stereo: bool) -> dict[int, str]:
+    """Voice id -> label: overrides first, then storyteller/interviewer/speaker N by words spoken."""
+    counts: dict[int, int] = {}
+    first_at: dict[int, int] = {}
+    for k, (voice, item) in enumerate(zip(ids, items)):
+        counts[int(voice)] = counts.get(int(voice), 0) + item.words
+        first_at.setdefault(int(voice), k)
+    voices = sorted(counts, key=lambda v: (-counts[v], first_at[v]))
+    names: dict[int, str] = {}
+    if split_stereo:
+        for key, channel in (("left", 0), ("right", 1)):
+            if key in roles and channel in counts:
+                names[channel] = roles[key]
+    if "first" in roles and roles["first"] not in names.values():
+        opener = _first_voice(ids, items)
+        if opener not in names:
+            names[opener] = roles["first"]
+    defaults = [STORYTELLER, INTERVIEWER] + [f"speaker {n}" for n in range(3, len(voices) + len(names) + 3)]
+    free = [d for d in defaults if d not in names.values()]
+    for v in voices:
+        if v not in names:
+            names[v] = free.pop(0)
+    return names
+
+
+def _first_voice(ids: np.ndarray, items: list[_Item], min_s: float = 1.0, min_words: int = 3) -> int:
+    """The voice of the first real turn (a run of ≥ min_s or ≥ min_words), not a stray first word."""
+    start = 0
+    for k in range(1, len(ids) + 1):
+        if k == len(ids) or ids[k] != ids[start]:
+            run = items[start:k]
+            if sum(i.words for i in run) >= min_words or run[-1].end - run[0].start >= min_s:
+                return int(ids[start])
+            start = k
+    return int(ids[0])
+
+
+# --- split stereo --------------------------------------------------------------------------------
+
+
+def is_split_stereo(
+    channels: np.ndarray | None,
+    frame_s: float = STEREO_FRAME_S,
+    active_db: float = STEREO_ACTIVE_DB,
+    floor_dbfs: float = STEREO_FLOOR_DBFS,
+    identical_correlation: float = STEREO_IDENTICAL_CORRELATION,
+    side_db: float = STEREO_SIDE_DB,
+    min_side_share: float = STEREO_MIN_SIDE_SHARE,
+    min_one_sided_share: float = STEREO_MIN_ONE_SIDED_SHARE,
+    min_active_s: float = STEREO_MIN_ACTIVE_S,
+) -> bool:
+    """True when the two channels carry different voices (one per channel), not one mix twice.
+
+    Looks at the sounding frames' left-minus-right level: in split stereo most frames are clearly
+    one-sided and both sides have their share. Dual mono (near-identical channels), a stereo mic pair
+    or a mix with the voices near the centre → False, and the mono mix is diarized instead.
+    """
+    if channels is None or channels.ndim != 2 or channels.shape[1] != 2:
+        return False
+    frame = max(1, int(frame_s * SAMPLE_RATE))
+    db = _frame_db(channels, frame)
+    if len(db) == 0:
+        return False
+    loud = db.max(axis=1)
+    active = (loud > np.percentile(loud, 95) - active_db) & (loud > floor_dbfs)
+    if active.sum() * frame_s < min_active_s:
+        return False
+    left, right = channels[:, 0].astype(np.float64), channels[:, 1].astype(np.float64)
+    denom = np.sqrt(np.dot(left, left) * np.dot(right, right))
+    if denom == 0 or np.dot(left, right) / denom >= identical_correlation:
+        return False
+    diff = db[active, 0] - db[active, 1]
+    left_share, right_share = float(np.mean(diff > side_db)), float(np.mean(diff < -side_db))
+    log.debug("stereo: %.2f of sounding frames left-only, %.2f right-only", left_share, right_share)
+    return min(left_share, right_share) >= min_side_share and left_share + right_share >= min_one_sided_share
+
+
+def _frame_db(x: np.ndarray, frame: int) -> np.ndarray:
+    n = len(x) // frame
+    power = np.mean(x[: n * frame].reshape(n, frame, -1).astype(np.float64) ** 2, axis=1)
+    return 10 * np.log10(power + 1e-12)
+
+
+def attribute_by_channel(
+    items: list[_Item], channels: np.ndarray, margin_db: float = STEREO_WORD_MARGIN_DB,
+) -> np.ndarray:
+    """0 (left) or 1 (right) per word: the louder channel over the word's span.
+
+    Nearly equal levels (within margin_db) lean towards the neighbouring words: when the nearest decided
+    words on both sides agree (or only one side has any), the word takes their channel; at a turn
+    boundary the louder channel still decides. Overlaps and breaths don't flip the speaker.
+    """
+    n = len(channels)
+    diffs = np.empty(len(items))
+    for k, item in enumerate(items):
+        a = min(int(item.start * SAMPLE_RATE), n - 1)
+        b = min(max(int(item.end * SAMPLE_RATE), a + 1), n)
+        power = np.mean(channels[a:b].astype(np.float64) ** 2, axis=0)
+        diffs[k] = 10 * np.log10(power[0] + 1e-12) - 10 * np.log10(power[1] + 1e-12)
+    louder = (diffs < 0).astype(int)
+    decided = np.abs(diffs) >= margin_db
+    ids = louder.copy()
+    marks = np.flatnonzero(decided)
+    for k in np.flatnonzero(~decided):
+        p = int(np.searchsorted(marks, k))  # marks[p - 1] < k < marks[p]
+        sides = {int(louder[marks[p - 1]])} if p > 0 else set()
+        sides |= {int(louder[marks[p]])} if p < len(marks) else set()
+        if len(sides) == 1:
+            ids[k] = sides.pop()
+    return ids
+
+
+def _fill_undecided(ids: list[int | None]) -> list[int]:
+    decided = [i for i in ids if i is not None]
+    if not decided:
+        return [0] * len(ids)
+    out, last = [], decided[0]
+    for i in ids:
+        last = last if i is None else i
+        out.append(last)
+    return out
+
+
+# --- mono diarization ----------------------------------------------------------------------------
+
+_ENCODER_LOCK = threading.Lock()
+
+
+@functools.cache
+def _load_encoder():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
+        from resemblyzer import VoiceEncoder
+
+    # The weights (pretrained.pt) ship inside the resemblyzer wheel: nothing is downloaded.
+    return VoiceEncoder("cpu", verbose=False).eval()
+
+
+def voice_encoder():
+    """Resemblyzer's voice encoder, loaded once per process (thread-safe)."""
+    with _ENCODER_LOCK:
+        return _load_encoder()
+
+
+def _mel(mono: np.ndarray) -> np.ndarray:
+    """Resemblyzer's 40-band mel frames (10 ms hop) of the whole recording."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from resemblyzer.audio import wav_to_mel_spectrogram
+
+    return wav_to_mel_spectrogram(np.ascontiguousarray(mono, dtype=np.float32))
+
+
+def embed_windows(frames: np.ndarray, starts: np.ndarray, width: int, batch: int = 64) -> np.ndarray:
+    """L2-normalised voice embeddings of frames[s:s+width] for each start s."""
+    import torch
+
+    encoder = voice_encoder()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(starts), batch):
+            chunk = np.stack([frames[s: s + width] for s in starts[i: i + batch]])
+            out.append(encoder(torch.from_numpy(chunk)).numpy())
+    emb = np.concatenate(out)
+    return emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9)
+
+
+def diarize(
+    items: list[_Item],
+    mono: np.ndarray,
+    n_speakers: int,
+    window_s: float = WINDOW_S,
+    hop_s: float = HOP_S,
+    pad_s: float = WORD_PAD_S,
+    min_speech_s: float = MIN_SPEECH_S,
+    max_cluster_windows: int = MAX_CLUSTER_WINDOWS,
+    same_voice_similarity: float = SAME_VOICE_SIMILARITY,
+    max_flip_words: int = MAX_FLIP_WORDS,
+    isolated_pause_s: float = ISOLATED_PAUSE_S,
+    snap_words: int = SNAP_WORDS,
+) -> np.ndarray:
+    """A voice id (0..n_speakers-1) per item, from voice-encoder windows over the words' speech."""
+    fps = 100  # mel frames per second (10 ms hop)
+    zeros = np.zeros(len(items), dtype=int)
+    mono = _normalise(mono, items)
+    mel = _mel(mono)
+    total = len(mel)
+    spans = [(min(int(it.start * fps), total - 1), min(max(int(np.ceil(it.end * fps)), int(it.start * fps) + 1), total))
+             for it in items]
+    mask = np.zeros(total, dtype=bool)
+    pad = int(pad_s * fps)
+    for a, b in spans:
+        mask[max(0, a - pad): b + pad] = True
+    speech = np.flatnonzero(mask)  # compact position -> mel frame
+    width, hop = int(window_s * fps), max(1, int(hop_s * fps))
+    if len(speech) < max(min_speech_s * fps, width):
+        log.info("speakers: too little speech to tell voices apart; one speaker")
+        return zeros
+    starts = np.arange(0, len(speech) - width + 1, hop)
+    if starts[-1] != len(speech) - width:
+        starts = np.append(starts, len(speech) - width)
+    emb = embed_windows(mel[speech], starts, width)
+    k = min(n_speakers, len(emb))
+    centroids = _cluster(emb, k, max_cluster_windows)
+    centroids = _merge_same_voices(centroids, same_voice_similarity)
+    if len(centroids) < 2:
+        log.info("speakers: the voices are too alike to tell apart; one speaker")
+        return zeros
+    sims = emb @ centroids.T  # (windows, voices)
+    # Each speech frame scores each voice by the mean similarity of the windows covering it.
+    acc = np.zeros((len(speech) + 1, len(centroids)))
+    cover = np.zeros(len(speech) + 1)
+    np.add.at(acc, starts, sims)
+    np.add.at(acc, starts + width, -sims)
+    np.add.at(cover, starts, 1)
+    np.add.at(cover, starts + width, -1)
+    frame_scores = np.cumsum(acc, axis=0)[:-1] / np.maximum(np.cumsum(cover)[:-1], 1)[:, None]
+    position = np.full(total, -1)
+    position[speech] = np.arange(len(speech))
+    ids = np.empty(len(items), dtype=int)
+    for n, (a, b) in enumerate(spans):
+        pos = position[a:b]
+        pos = pos[pos >= 0]
+        ids[n] = int(np.argmax(frame_scores[pos].mean(axis=0))) if len(pos) else -1
+    ids = np.array(_fill_undecided([None if i < 0 else int(i) for i in ids]), dtype=int)
+    ids = smooth_flips(ids, items, max_flip_words, isolated_pause_s)
+    ids = snap_to_pauses(ids, items, snap_words)
+    return ids
+
+
+def _normalise(mono: np.ndarray, items: list[_Item], target_dbfs: float = -30.0) -> np.ndarray:
+    """Raise quiet recordings to the level the encoder was trained on (measured on the words only)."""
+    mono = np.asarray(mono, dtype=np.float32)
+    parts = [mono[int(it.start * SAMPLE_RATE): int(it.end * SAMPLE_RATE)] for it in items]
+    speech = np.concatenate(parts) if parts else mono
+    rms = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2))) if len(speech) else 0.0
+    if rms <= 0:
+        return mono
+    gain = 10 ** ((target_dbfs - 20 * np.log10(rms)) / 20)
+    return mono * np.float32(gain) if gain > 1 else mono
+
+
+def _cluster(emb: np.ndarray, k: int, max_windows: int) -> np.ndarray:
+    """k voice centres (unit vectors): agglomerative clustering (cosine, average linkage), refined by
+    a few rounds of spherical k-means over all windows."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    if k <= 1:
+        c = emb.mean(axis=0, keepdims=True)
+        return c / np.linalg.norm(c, axis=1, keepdims=True)
+    step = int(np.ceil(len(emb) / max_windows))
+    sample = emb[::step]
+    labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(sample)
+    centroids = np.stack([sample[labels == c].mean(axis=0) for c in range(k)])
+    for _ in range(10):
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        labels = np.argmax(emb @ centroids.T, axis=1)
+        new = np.stack([emb[labels == c].mean(axis=0) if (labels == c).any() else centroids[c] for c in range(k)])
+        if np.allclose(new / np.linalg.norm(new, axis=1, keepdims=True), centroids):
+            break
+        centroids = new
+    return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+
+
+def _merge_same_voices(centroids: np.ndarray, threshold: float) -> np.ndarray:
+    """Drop a voice centre that is nearly the same as another (one person split in two)."""
+    keep = list(range(len(centroids)))
+    while len(keep) > 1:
+        sims = centroids[keep] @ centroids[keep].T
+        np.fill_diagonal(sims, -1)
+        i, j = np.unravel_index(np.argmax(sims), sims.shape)
+        if sims[i, j] < threshold:
+            break
+        merged = centroids[keep[i]] + centroids[keep[j]]
+        centroids = centroids.copy()
+        centroids[keep[i]] = merged / np.linalg.norm(merged)
+        keep.pop(j)
+    return centroids[keep]
+
+
+def smooth_flips(
+    ids: np.ndarray, items: list[_Item], max_words: int = MAX_FLIP_WORDS, isolated_pause_s: float = ISOLATED_PAUSE_S,
+) -> np.ndarray:
+    """A run of ≤ max_words between two runs of one other speaker joins them, unless pauses set it
+    apart on both sides (then it is probably a real "Yes." or "Right.")."""
+    ids = ids.copy()
+    runs = _runs(ids)
+    for r in range(1, len(runs) - 1):
+        a, b = runs[r]
+        if b - a > max_words or ids[runs[r - 1][0]] != ids[runs[r + 1][0]]:
+            continue
+        before = items[a].start - items[a - 1].end
+        after = items[b].start - items[b - 1].end
+        if before >= isolated_pause_s and after >= isolated_pause_s:
+            continue
+        ids[a:b] = ids[runs[r - 1][0]]
+    return ids
+
+
+def snap_to_pauses(ids: np.ndarray, items: list[_Item], max_shift: int = SNAP_WORDS) -> np.ndarray:
+    """Move each speaker change by up to max_shift words to the longest pause near it."""
+    ids = ids.copy()
+    runs = _runs(ids)
+    for r in range(len(runs) - 1):
+        (a, b), (_, c) = runs[r], runs[r + 1]
+        lo, hi = max(a + 1, b - max_shift), min(c - 1, b + max_shift)
+        if lo >= hi:
+            continue
+        gaps = {j: items[j].start - items[j - 1].end for j in range(lo, hi + 1)}
+        best = max(gaps, key=lambda j: (gaps[j], j == b))
+        if best != b and gaps[best] > gaps[b] + 0.05:
+            left, right = ids[a], ids[b]
+            ids[a:best] = left
+            ids[best:c] = right
+            runs[r], runs[r + 1] = (runs[r][0], best), (best, c)
+    return ids
+
+
+def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index ranges of consecutive equal ids."""
+    runs, start = [], 0
+    for k in range(1, len(ids) + 1):
+        if k == len(ids) or ids[k] != ids[start]:
+            runs.append((start, k))
+            start = k
+    return runs
