@@ -158,68 +158,68 @@ def fake_segments(interview: Interview, words_per_segment: int = 9) -> list[Segm
 
 SCRIPT_SHORT: list[tuple[str, str]] = [
     ("interviewer", "Thank you for coming in today. Can you tell me how you first got involved?"),
-    ("storyteller", "Well, it started when the housing office closed our local drop in centre. "
-                    "A few of us from the estate decided we could not just sit back and watch."),
+    ("storyteller", ("Well, it started when the housing office closed our local drop in centre. "
+                    "A few of us from the estate decided we could not just sit back and watch.")),
     ("interviewer", "What did you do first?"),
-    ("storyteller", "We booked the community hall every Tuesday evening and put leaflets through "
-                    "every door. At the first meeting only six people came, but they all brought a friend."),
+    ("storyteller", ("We booked the community hall every Tuesday evening and put leaflets through "
+                    "every door. At the first meeting only six people came, but they all brought a friend.")),
     ("interviewer", "And how did that feel?"),
-    ("storyteller", "Honestly, it felt like the first time anyone had listened to us in years. "
-                    "People said they felt less alone, and that mattered more than anything."),
+    ("storyteller", ("Honestly, it felt like the first time anyone had listened to us in years. "
+                    "People said they felt less alone, and that mattered more than anything.")),
 ]
 
 SCRIPTS: dict[str, list[tuple[str, str]]] = {
     "housing": SCRIPT_SHORT + [
         ("interviewer", "Mm hmm. Did the council respond?"),
-        ("storyteller", "Eventually they did. We invited the housing officer to one of our evenings and she "
-                        "stayed for two hours. She heard about the damp, the broken lifts and the rubbish."),
+        ("storyteller", ("Eventually they did. We invited the housing officer to one of our evenings and she "
+                        "stayed for two hours. She heard about the damp, the broken lifts and the rubbish.")),
         ("interviewer", "Right."),
-        ("storyteller", "After that they fixed the lifts within a month. It was a small thing, but it showed "
-                        "people that speaking up together can change things."),
+        ("storyteller", ("After that they fixed the lifts within a month. It was a small thing, but it showed "
+                        "people that speaking up together can change things.")),
         ("interviewer", "What would you say to someone thinking of starting a group like yours?"),
-        ("storyteller", "I would say start small, be patient, and make sure there is always a cup of tea. "
-                        "People come for the tea and stay because they are heard."),
+        ("storyteller", ("I would say start small, be patient, and make sure there is always a cup of tea. "
+                        "People come for the tea and stay because they are heard.")),
         ("interviewer", "Thank you so much for sharing that."),
         ("storyteller", "Thank you for asking me."),
     ],
     "health": [
         ("interviewer", "Could you start by telling me a little about yourself?"),
-        ("storyteller", "I am a mother of three and I have lived with a long term illness for about ten years. "
-                        "For most of that time I felt like a list of symptoms rather than a person."),
+        ("storyteller", ("I am a mother of three and I have lived with a long term illness for about ten years. "
+                        "For most of that time I felt like a list of symptoms rather than a person.")),
         ("interviewer", "What changed that for you?"),
-        ("storyteller", "A nurse at the surgery asked me to join a patient group. At first I said no, because "
-                        "I did not think my opinion would count for anything."),
+        ("storyteller", ("A nurse at the surgery asked me to join a patient group. At first I said no, because "
+                        "I did not think my opinion would count for anything.")),
         ("interviewer", "But you went?"),
-        ("storyteller", "I went, yes. There were doctors and managers around the table, and they actually asked "
-                        "us what the waiting room felt like, what the letters sounded like to us."),
+        ("storyteller", ("I went, yes. There were doctors and managers around the table, and they actually asked "
+                        "us what the waiting room felt like, what the letters sounded like to us.")),
         ("interviewer", "Can you give an example?"),
-        ("storyteller", "The appointment letters were full of jargon. We rewrote them in plain language, and "
-                        "the number of missed appointments went down that year."),
+        ("storyteller", ("The appointment letters were full of jargon. We rewrote them in plain language, and "
+                        "the number of missed appointments went down that year.")),
         ("interviewer", "That is a real difference."),
-        ("storyteller", "It is. And for me personally, I started to feel confident again. I realised my "
-                        "experience is a kind of expertise."),
+        ("storyteller", ("It is. And for me personally, I started to feel confident again. I realised my "
+                        "experience is a kind of expertise.")),
         ("interviewer", "Is there anything you would still like to change?"),
-        ("storyteller", "I would like the group to reach younger people and carers. Their voices are missing, "
-                        "and they have the most to lose when services are cut."),
+        ("storyteller", ("I would like the group to reach younger people and carers. Their voices are missing, "
+                        "and they have the most to lose when services are cut.")),
     ],
     "youth": [
         ("interviewer", "So, how old were you when you joined the youth panel?"),
         ("storyteller", "I was sixteen. My friend dragged me along because there was free pizza."),
         ("interviewer", "Ha. And what kept you there?"),
-        ("storyteller", "The adults actually wrote down what we said. We told them the bus route to the "
-                        "college was useless after six, and a year later there was a new evening bus."),
+        ("storyteller", ("The adults actually wrote down what we said. We told them the bus route to the "
+                        "college was useless after six, and a year later there was a new evening bus.")),
         ("interviewer", "Did you expect that?"),
-        ("storyteller", "No, not at all. Usually when you complain, nothing happens. This time it did, and "
-                        "my mum still talks about it."),
+        ("storyteller", ("No, not at all. Usually when you complain, nothing happens. This time it did, and "
+                        "my mum still talks about it.")),
         ("interviewer", "What skills did you pick up?"),
-        ("storyteller", "Public speaking mostly. The first time I presented to the council I was shaking. "
-                        "Now I help train the new members, and I tell them it is fine to be nervous."),
+        ("storyteller", ("Public speaking mostly. The first time I presented to the council I was shaking. "
+                        "Now I help train the new members, and I tell them it is fine to be nervous.")),
         ("interviewer", "Who else should be on the panel?"),
-        ("storyteller", "Young people who are not in school or work. They are the hardest to reach, but "
-                        "their ideas are often the best ones, because they see what is really broken."),
+        ("storyteller", ("Young people who are not in school or work. They are the hardest to reach, but "
+                        "their ideas are often the best ones, because they see what is really broken.")),
         ("interviewer", "And what is next for you?"),
-        ("storyteller", "I start a youth work course in September. I want to be the adult who writes "
-                        "things down and actually follows them up."),
+        ("storyteller", ("I start a youth work course in September. I want to be the adult who writes "
+                        "things down and actually follows them up.")),
         ("interviewer", "Great, thank you."),
         ("storyteller", "No problem, thanks for having me."),
     ],

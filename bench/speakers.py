@@ -15,9 +15,12 @@ Prints markdown tables. Reads ../shared/audio (benchmarks run in this workspace;
 3. Real voices spliced into a mono "interview" (LibriVox reader as storyteller, J.F. Kennedy as
    interviewer); and monologues (each of those voices alone, and each synthetic storyteller voice
    reading a whole script) with n_speakers=2, which should stay one speaker.
-4. AMI ES2004 meeting minute, n_speakers=4: frame-based DER (10 ms frames, 0.25 s collar around
-   every reference boundary, overlapping reference speech scored) against the RTTM. The hypothesis
-   is the output segments' spans.
+4. AMI ES2004 meeting minute, n_speakers=4 (and 2): frame-based DER (10 ms frames, 0.25 s collar
+   around every reference boundary, overlapping reference speech scored, optimal one-to-one label
+   mapping) against the RTTM. The hypothesis is the output segments' spans. Also word accuracy for
+   words said where exactly one reference speaker talks.
+5. Run time of label_speakers per minute of audio (Whisper excluded), including an 11-minute
+   synthetic interview with evenly timed words.
 """
 
 from __future__ import annotations
@@ -36,12 +39,12 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.speaker_fixtures import BENCH_CASES, SAMPLE_RATE, SCRIPTS, build_interview, fake_segments  # noqa: E402
-from storypipe.models import Segment  # noqa: E402
-from storypipe.settings import load_settings  # noqa: E402
-from tasks import speakers  # noqa: E402
-from tasks.audio import decode_pcm16  # noqa: E402
-from tasks.engines import get_engine  # noqa: E402
+from bench.speaker_fixtures import BENCH_CASES, SAMPLE_RATE, SCRIPTS, build_interview, fake_segments
+from storypipe.models import Segment
+from storypipe.settings import load_settings
+from tasks import speakers
+from tasks.audio import decode_pcm16
+from tasks.engines import get_engine
 
 SHARED = PROJECT.parent / "shared" / "audio"
 COLLAR_S = 0.25
@@ -140,7 +143,7 @@ def bench_synthetic(engine, timings: list, quick: bool) -> str:
             got = word_labels(out)
             named, voices_acc = scores([g[2] for g in got], [iv.speaker_at(g[1]) for g in got])
             split = speakers.is_split_stereo(channels) if channels is not None else False
-            changes = sum(1 for a, b in zip(out, out[1:]) if a.speaker != b.speaker)
+            changes = sum(1 for a, b in itertools.pairwise(out) if a.speaker != b.speaker)
             rows.append([name, mode, f"{iv.duration:.0f} s", words, str(split), named, voices_acc,
                          f"{changes} ({len(iv.turns) - 1})"])
     return ("### Synthetic interviews (real Whisper words)\n\n"
@@ -162,7 +165,7 @@ def _pieces_at_pauses(x: np.ndarray, min_pause_s: float = 0.35) -> list[np.ndarr
         if run == int(min_pause_s / 0.03):
             cuts.append((i - run // 2) * frame)
     edges = [0, *cuts, len(x)]
-    return [x[a:b] for a, b in zip(edges, edges[1:]) if b - a > SAMPLE_RATE * 0.5]
+    return [x[a:b] for a, b in itertools.pairwise(edges) if b - a > SAMPLE_RATE * 0.5]
 
 
 def bench_real_voices(engine, timings: list) -> str:
@@ -243,14 +246,14 @@ def der(reference: list[tuple[float, float, str]], hypothesis: list[tuple[float,
     R = np.zeros((len(refs), n), dtype=bool)
     H = np.zeros((len(hyps), n), dtype=bool)
     for a, b, s in reference:
-        R[refs.index(s), int(round(a / frame)): int(round(b / frame))] = True
+        R[refs.index(s), round(a / frame): round(b / frame)] = True
     for a, b, s in hypothesis:
-        H[hyps.index(s), int(round(a / frame)): int(round(b / frame))] = True
+        H[hyps.index(s), round(a / frame): round(b / frame)] = True
     scored = np.ones(n, dtype=bool)
-    c = int(round(collar / frame))
+    c = round(collar / frame)
     for a, b, _ in reference:
         for t in (a, b):
-            k = int(round(t / frame))
+            k = round(t / frame)
             scored[max(0, k - c): k + c] = False
     R, H = R[:, scored], H[:, scored]
     overlap = R.astype(int) @ H.T.astype(int)
@@ -278,12 +281,16 @@ def bench_ami(engine, timings: list) -> str:
         hyp = [(s.start, s.end, s.speaker) for s in out if s.end > s.start]
         d = der(reference, hyp, len(mono) / SAMPLE_RATE)
         one = der(reference, [(a, b, "one") for a, b, _ in hyp], len(mono) / SAMPLE_RATE)
+        # words whose middle falls where exactly one reference speaker talks, under the DER's mapping
+        single = [(spk, [s for a, b, s in reference if a <= t <= b]) for _, t, spk in word_labels(out)]
+        single = [(d["mapping"].get(spk), active[0]) for spk, active in single if len(active) == 1]
+        word_acc = float(np.mean([h == r for h, r in single])) if single else float("nan")
         rows.append([f"n_speakers={n}", d["der"], d["missed"], d["false_alarm"], d["confusion"],
-                     one["der"], f"{d['scored_s']:.1f} s",
+                     one["der"], f"{word_acc:.3f} ({len(single)} words)", f"{d['scored_s']:.1f} s",
                      ", ".join(f"{k}→{v}" for k, v in sorted(d["mapping"].items()))])
     return (f"### AMI ES2004, 60 s, 4 speakers (DER, {COLLAR_S} s collar, overlap scored)\n\n"
             + md_table(["setting", "DER", "missed", "false alarm", "confusion", "DER if all one speaker",
-                        "scored", "label mapping"], rows))
+                        "word accuracy", "scored", "label mapping"], rows))
 
 
 def bench_long(timings: list) -> str:

@@ -4,8 +4,8 @@ Every word of the transcript gets a speaker, and a segment is split wherever the
 between two of its words. Two ways to tell the voices apart, chosen per recording:
 
 - **Split stereo** (one voice per channel, e.g. two lapel mics into a stereo recorder): each word goes
-  to the channel that is louder over its span. Exact and cheap, so it is used whenever the channels
-  really carry different voices (`is_split_stereo`).
+  to the channel that is louder over its span. Exact and cheap, so it is used whenever two speakers
+  are expected and the channels really carry different voices (`is_split_stereo`).
 - **Mono** (or stereo whose channels carry the same mix): offline diarization. Resemblyzer's bundled
   voice encoder embeds sliding windows of speech (only where the recogniser found words, silence cut
   out), the windows are clustered into `n_speakers` voices, each word takes the voice whose centre the
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storypipe.models import Segment, Word
+from storypipe.models import SPEAKER_ROLE_KEYS, Segment, Word
 
 log = logging.getLogger("storypipe")
 
@@ -50,7 +50,7 @@ SAMPLE_RATE = 16000  # of `mono` and `channels`, as decoded for the recogniser
 # --- names ---------------------------------------------------------------------------------------
 STORYTELLER = "storyteller"
 INTERVIEWER = "interviewer"
-ROLE_KEYS = ("first", "left", "right")
+ROLE_KEYS = SPEAKER_ROLE_KEYS  # one list, shared with the sidecar validation
 
 # --- split-stereo detection (is_split_stereo) ----------------------------------------------------
 # Channel levels are compared in frames of this length.
@@ -87,15 +87,25 @@ WORD_PAD_S = 0.1
 MIN_SPEECH_S = 2.0
 # Clustering is quadratic in windows: beyond this many, cluster an even subsample, then assign all.
 MAX_CLUSTER_WINDOWS = 1500
-# Two voices whose centres are more alike than this (cosine) are one person (n_speakers was too high).
-SAME_VOICE_SIMILARITY = 0.93
+# When the sidecar says nothing, two speakers are assumed, and clustering always finds two voices,
+# even in a monologue. Two guards keep one person whole:
+# - voice centres more alike than this (cosine) are one voice. Measured: different people 0.57-0.85
+#   (AMI meeting, LibriVox/JFK, espeak pairs), one espeak voice split in two 0.89-0.95. Set high, as
+#   merging two real people would mix their words; a monologue is best declared (speakers: 1).
+SAME_VOICE_SIMILARITY = 0.90
+# - a voice given fewer words than this is not a person but a change of sound (a cough, a noisy
+#   stretch, a raised voice): its words go to the nearest other voice (one real speaker split in two
+#   gave the second "voice" 2 words in 11 s and 28 s clips, with centres 0.75 and 0.86 alike).
+MIN_VOICE_WORDS = 5
 # Runs of at most this many words between two runs of one other speaker are smoothed away...
 MAX_FLIP_WORDS = 1
 # ...unless the run is set apart by pauses at least this long (seconds) on both sides (a real "Yes.").
 ISOLATED_PAUSE_S = 0.6
 # A speaker change may move by up to this many words to the longest pause nearby (people take turns
-# at pauses; the windows only place the change to within about a hop).
+# at pauses; the windows only place the change to within about a hop)...
 SNAP_WORDS = 2
+# ...when that pause is at least this much longer (seconds) than the one at the change found.
+SNAP_MIN_GAIN_S = 0.05
 
 
 # --- the public entry point ----------------------------------------------------------------------
@@ -128,6 +138,9 @@ def label_speakers(
             log.info("speakers: split stereo, one voice per channel")
         else:
             ids = diarize(items, mono, n_speakers)
+        if not split and ({"left", "right"} & roles.keys()):
+            log.warning("speakers: roles name the left/right channel, but this recording does not have one "
+                        "voice per channel; those roles were not used")
         names = _names(ids, items, roles, split_stereo=split)
     return _rebuild(segments, items, [names[int(i)] for i in ids])
 
@@ -256,16 +269,16 @@ def is_split_stereo(
     if channels is None or channels.ndim != 2 or channels.shape[1] != 2:
         return False
     frame = max(1, int(frame_s * SAMPLE_RATE))
-    db = _frame_db(channels, frame)
-    if len(db) == 0:
+    power, cross = _frame_power(channels, frame)
+    if len(power) == 0:
         return False
+    db = 10 * np.log10(power + 1e-12)
     loud = db.max(axis=1)
     active = (loud > np.percentile(loud, 95) - active_db) & (loud > floor_dbfs)
     if active.sum() * frame_s < min_active_s:
         return False
-    left, right = channels[:, 0].astype(np.float64), channels[:, 1].astype(np.float64)
-    denom = np.sqrt(np.dot(left, left) * np.dot(right, right))
-    if denom == 0 or np.dot(left, right) / denom >= identical_correlation:
+    energy = power.sum(axis=0)
+    if energy.min() == 0 or cross.sum() / np.sqrt(energy[0] * energy[1]) >= identical_correlation:
         return False
     diff = db[active, 0] - db[active, 1]
     left_share, right_share = float(np.mean(diff > side_db)), float(np.mean(diff < -side_db))
@@ -273,10 +286,17 @@ def is_split_stereo(
     return min(left_share, right_share) >= min_side_share and left_share + right_share >= min_one_sided_share
 
 
-def _frame_db(x: np.ndarray, frame: int) -> np.ndarray:
-    n = len(x) // frame
-    power = np.mean(x[: n * frame].reshape(n, frame, -1).astype(np.float64) ** 2, axis=1)
-    return 10 * np.log10(power + 1e-12)
+def _frame_power(channels: np.ndarray, frame: int, block: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Mean power per frame and channel, and per-frame left·right products (block by block: an hour
+    of stereo would not fit in memory as float64 at once)."""
+    n = len(channels) // frame
+    power = np.empty((n, 2))
+    cross = np.empty(n)
+    for i in range(0, n, block):
+        x = channels[i * frame: min(n, i + block) * frame].astype(np.float64).reshape(-1, frame, 2)
+        power[i: i + len(x)] = np.mean(x**2, axis=1)
+        cross[i: i + len(x)] = np.mean(x[:, :, 0] * x[:, :, 1], axis=1)
+    return power, cross
 
 
 def attribute_by_channel(
@@ -340,13 +360,25 @@ def voice_encoder():
         return _load_encoder()
 
 
-def _mel(mono: np.ndarray) -> np.ndarray:
-    """Resemblyzer's 40-band mel frames (10 ms hop) of the whole recording."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from resemblyzer.audio import wav_to_mel_spectrogram
+def _mel(mono: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
+    """Resemblyzer's 40-band mel power frames (25 ms window, 10 ms hop) of the whole recording.
 
-    return wav_to_mel_spectrogram(np.ascontiguousarray(mono, dtype=np.float32))
+    Same numbers as resemblyzer.audio.wav_to_mel_spectrogram, computed a minute at a time: an hour's
+    spectrogram in one go needs gigabytes.
+    """
+    import librosa
+
+    n_fft, hop = SAMPLE_RATE * 25 // 1000, SAMPLE_RATE * 10 // 1000
+    padded = np.pad(np.asarray(mono, dtype=np.float32), n_fft // 2)  # librosa's centring, zero-padded
+    frames = 1 + (len(padded) - n_fft) // hop
+    out = []
+    for i in range(0, frames, chunk_frames):
+        j = min(frames, i + chunk_frames)
+        piece = padded[i * hop: (j - 1) * hop + n_fft]
+        mel = librosa.feature.melspectrogram(
+            y=piece, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=40, center=False)
+        out.append(mel.astype(np.float32).T)
+    return np.concatenate(out) if out else np.zeros((0, 40), np.float32)
 
 
 def embed_windows(frames: np.ndarray, starts: np.ndarray, width: int, batch: int = 64) -> np.ndarray:
@@ -373,6 +405,7 @@ def diarize(
     min_speech_s: float = MIN_SPEECH_S,
     max_cluster_windows: int = MAX_CLUSTER_WINDOWS,
     same_voice_similarity: float = SAME_VOICE_SIMILARITY,
+    min_voice_words: int = MIN_VOICE_WORDS,
     max_flip_words: int = MAX_FLIP_WORDS,
     isolated_pause_s: float = ISOLATED_PAUSE_S,
     snap_words: int = SNAP_WORDS,
@@ -380,8 +413,7 @@ def diarize(
     """A voice id (0..n_speakers-1) per item, from voice-encoder windows over the words' speech."""
     fps = 100  # mel frames per second (10 ms hop)
     zeros = np.zeros(len(items), dtype=int)
-    mono = _normalise(mono, items)
-    mel = _mel(mono)
+    mel = _mel(mono) * np.float32(_gain(mono, items) ** 2)  # power: the square of the level gain
     total = len(mel)
     spans = [(min(int(it.start * fps), total - 1), min(max(int(np.ceil(it.end * fps)), int(it.start * fps) + 1), total))
              for it in items]
@@ -399,10 +431,9 @@ def diarize(
         starts = np.append(starts, len(speech) - width)
     emb = embed_windows(mel[speech], starts, width)
     k = min(n_speakers, len(emb))
-    centroids = _cluster(emb, k, max_cluster_windows)
-    centroids = _merge_same_voices(centroids, same_voice_similarity)
+    centroids = merge_same_voices(_cluster(emb, k, max_cluster_windows), same_voice_similarity)
     if len(centroids) < 2:
-        log.info("speakers: the voices are too alike to tell apart; one speaker")
+        log.info("speakers: the voices are too alike to be two people; one speaker")
         return zeros
     sims = emb @ centroids.T  # (windows, voices)
     # Each speech frame scores each voice by the mean similarity of the windows covering it.
@@ -415,27 +446,45 @@ def diarize(
     frame_scores = np.cumsum(acc, axis=0)[:-1] / np.maximum(np.cumsum(cover)[:-1], 1)[:, None]
     position = np.full(total, -1)
     position[speech] = np.arange(len(speech))
-    ids = np.empty(len(items), dtype=int)
+    item_scores = np.full((len(items), len(centroids)), np.nan)
     for n, (a, b) in enumerate(spans):
         pos = position[a:b]
         pos = pos[pos >= 0]
-        ids[n] = int(np.argmax(frame_scores[pos].mean(axis=0))) if len(pos) else -1
-    ids = np.array(_fill_undecided([None if i < 0 else int(i) for i in ids]), dtype=int)
+        if len(pos):
+            item_scores[n] = frame_scores[pos].mean(axis=0)
+    known = ~np.isnan(item_scores[:, 0])
+    scores = np.nan_to_num(item_scores, nan=-np.inf)
+    weight = np.array([it.words for it in items], dtype=float)
+    alive = np.ones(len(centroids), dtype=bool)
+    while True:  # drop voices with too few words, smallest first; their words go to the next nearest
+        ids = np.argmax(np.where(alive, scores, -np.inf), axis=1)
+        words = np.bincount(ids[known], weights=weight[known], minlength=len(centroids))
+        small = np.flatnonzero(alive & (words < min_voice_words))
+        if alive.sum() <= 1 or len(small) == 0:
+            break
+        alive[small[np.argmin(words[small])]] = False
+    if alive.sum() <= 1:
+        log.info("speakers: only one voice found; one speaker")
+        return zeros
+    remap = np.cumsum(alive) - 1  # surviving voices renumbered 0..m-1
+    ids = np.array(_fill_undecided([int(remap[v]) if ok else None for v, ok in zip(ids, known)]), dtype=int)
     ids = smooth_flips(ids, items, max_flip_words, isolated_pause_s)
     ids = snap_to_pauses(ids, items, snap_words)
     return ids
 
 
-def _normalise(mono: np.ndarray, items: list[_Item], target_dbfs: float = -30.0) -> np.ndarray:
-    """Raise quiet recordings to the level the encoder was trained on (measured on the words only)."""
-    mono = np.asarray(mono, dtype=np.float32)
-    parts = [mono[int(it.start * SAMPLE_RATE): int(it.end * SAMPLE_RATE)] for it in items]
-    speech = np.concatenate(parts) if parts else mono
-    rms = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2))) if len(speech) else 0.0
-    if rms <= 0:
-        return mono
-    gain = 10 ** ((target_dbfs - 20 * np.log10(rms)) / 20)
-    return mono * np.float32(gain) if gain > 1 else mono
+def _gain(mono: np.ndarray, items: list[_Item], target_dbfs: float = -30.0) -> float:
+    """The gain that raises quiet speech to the level the encoder was trained on (never lowers it),
+    measured on the words only so long silences don't count."""
+    total, count = 0.0, 0
+    for it in items:
+        part = np.asarray(mono[int(it.start * SAMPLE_RATE): int(it.end * SAMPLE_RATE)], dtype=np.float64)
+        total += float(np.dot(part, part))
+        count += len(part)
+    if count == 0 or total == 0:
+        return 1.0
+    rms_db = 10 * np.log10(total / count)
+    return float(max(1.0, 10 ** ((target_dbfs - rms_db) / 20)))
 
 
 def _cluster(emb: np.ndarray, k: int, max_windows: int) -> np.ndarray:
@@ -460,20 +509,19 @@ def _cluster(emb: np.ndarray, k: int, max_windows: int) -> np.ndarray:
     return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
 
 
-def _merge_same_voices(centroids: np.ndarray, threshold: float) -> np.ndarray:
-    """Drop a voice centre that is nearly the same as another (one person split in two)."""
-    keep = list(range(len(centroids)))
-    while len(keep) > 1:
-        sims = centroids[keep] @ centroids[keep].T
+def merge_same_voices(centroids: np.ndarray, threshold: float = SAME_VOICE_SIMILARITY) -> np.ndarray:
+    """Voice centres with any pair more alike than `threshold` merged (most alike first): one person
+    whom clustering split in two because there were fewer voices than expected."""
+    centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    while len(centroids) > 1:
+        sims = centroids @ centroids.T
         np.fill_diagonal(sims, -1)
         i, j = np.unravel_index(np.argmax(sims), sims.shape)
         if sims[i, j] < threshold:
             break
-        merged = centroids[keep[i]] + centroids[keep[j]]
-        centroids = centroids.copy()
-        centroids[keep[i]] = merged / np.linalg.norm(merged)
-        keep.pop(j)
-    return centroids[keep]
+        merged = centroids[i] + centroids[j]
+        centroids = np.vstack([np.delete(centroids, [i, j], axis=0), merged / np.linalg.norm(merged)])
+    return centroids
 
 
 def smooth_flips(
@@ -495,7 +543,9 @@ def smooth_flips(
     return ids
 
 
-def snap_to_pauses(ids: np.ndarray, items: list[_Item], max_shift: int = SNAP_WORDS) -> np.ndarray:
+def snap_to_pauses(
+    ids: np.ndarray, items: list[_Item], max_shift: int = SNAP_WORDS, min_gain_s: float = SNAP_MIN_GAIN_S,
+) -> np.ndarray:
     """Move each speaker change by up to max_shift words to the longest pause near it."""
     ids = ids.copy()
     runs = _runs(ids)
@@ -506,7 +556,7 @@ def snap_to_pauses(ids: np.ndarray, items: list[_Item], max_shift: int = SNAP_WO
             continue
         gaps = {j: items[j].start - items[j - 1].end for j in range(lo, hi + 1)}
         best = max(gaps, key=lambda j: (gaps[j], j == b))
-        if best != b and gaps[best] > gaps[b] + 0.05:
+        if best != b and gaps[best] > gaps[b] + min_gain_s:
             left, right = ids[a], ids[b]
             ids[a:best] = left
             ids[best:c] = right

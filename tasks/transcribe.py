@@ -39,6 +39,9 @@ def warm_up(settings: Settings) -> None:
     """Load the models and compile Whisper's word aligner once, ahead of the first story."""
     engine = get_engine(settings.transcribe)
     vad.speech_regions(np.zeros(vad.SAMPLE_RATE, dtype=np.float32), settings.transcribe.vad)
+    from tasks.speakers import voice_encoder
+
+    voice_encoder()  # about 0.1 s, but its imports (librosa, numba) cost seconds on a cold start
     if engine.name == "openai-whisper" and settings.transcribe.word_timestamps:
         from whisper.timing import dtw_cpu  # numba compiles it on first use (1-2 s)
 

@@ -22,7 +22,9 @@ from tasks.speakers import (
     check_roles,
     is_split_stereo,
     label_speakers,
+    merge_same_voices,
     smooth_flips,
+    snap_to_pauses,
 )
 
 needs_espeak = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed")
@@ -101,9 +103,14 @@ def test_no_segment_mixes_speakers_and_inputs_are_not_changed():
     assert len({s.speaker for s in out}) == 2
 
 
-def test_one_speaker_labels_everyone_storyteller_without_splitting():
+def test_one_speaker_labels_everyone_storyteller_without_splitting(monkeypatch):
+    def no_diarization(*args, **kwargs):
+        raise AssertionError("diarized a one-speaker recording")
+
+    monkeypatch.setattr(speakers, "diarize", no_diarization)
     segments = _two_segments()
-    out = label_speakers(segments, np.zeros(7 * SAMPLE_RATE, np.float32), None, n_speakers=1)
+    channels = _two_channel_audio()
+    out = label_speakers(segments, channels.mean(axis=1), channels, n_speakers=1)
     assert [s.speaker for s in out] == [STORYTELLER] * 3
     assert [s.text for s in out] == [s.text for s in segments]
 
@@ -118,6 +125,22 @@ def test_a_single_word_flip_is_smoothed_but_an_isolated_reply_is_kept():
     assert smooth_flips(ids, items).tolist() == [0] * 7
     apart = speakers._items([seg(0, [("a", 0, .3), ("b", .4, .7), ("Yes.", 1.7, 2.0), ("c", 3.0, 3.3), ("d", 3.4, 3.7)])])
     assert smooth_flips(np.array([0, 0, 1, 0, 0]), apart).tolist() == [0, 0, 1, 0, 0]
+
+
+def test_a_speaker_change_moves_to_the_longest_pause_nearby():
+    # the voices placed the change one word late; the pause before word 3 is where the turn changes
+    items = speakers._items([seg(0, [("a", 0, .3), ("b", .4, .7), ("c?", .8, 1.1), ("Well", 2.0, 2.3),
+                                     ("I", 2.4, 2.5), ("think", 2.6, 2.9), ("so", 3.0, 3.2)])])
+    assert snap_to_pauses(np.array([0, 0, 0, 0, 1, 1, 1]), items).tolist() == [0, 0, 0, 1, 1, 1, 1]
+
+
+def test_voices_too_alike_are_one_person():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(256), rng.random(256)
+    near_a = a + rng.random(256) * 0.05
+    assert len(merge_same_voices(np.stack([a, b]), 0.99)) == 2
+    assert len(merge_same_voices(np.stack([a, near_a, b]), 0.99)) == 2
+    assert len(merge_same_voices(np.stack([a, near_a]), 0.99)) == 1
 
 
 # --- roles ---------------------------------------------------------------------------------------
