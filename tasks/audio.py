@@ -139,6 +139,12 @@ def _probe_ffmpeg(path: Path) -> Probe:
     )
 
 
+def speech_channels(source_channels: int) -> int:
+    """Channels of the 16 kHz copy for recognition: a stereo original keeps both (an interview recorder
+    often puts one voice on each, which tells the speakers apart); anything else is mixed to mono."""
+    return 2 if source_channels == 2 else 1
+
+
 def decode_pcm16(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
     """Decode any recording to interleaved 16-bit PCM at the given rate (ffmpeg resamples and mixes)."""
     cmd = [

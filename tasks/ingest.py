@@ -199,8 +199,7 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
 
     try:
         info = audio.probe(recording)
-        # Two channels are kept: an interview recorder often puts one voice on each (speaker labels).
-        pcm = audio.decode_pcm16(recording, settings.ingest.speech_sample_rate, 2 if info.channels == 2 else 1)
+        pcm = audio.decode_pcm16(recording, settings.ingest.speech_sample_rate, audio.speech_channels(info.channels))
     except audio.AudioError as e:
         raise IngestError(recording, str(e)) from e
     duration = len(pcm) / settings.ingest.speech_sample_rate

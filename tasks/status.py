@@ -39,21 +39,21 @@ def next_stage(layout: Layout, story_id: str) -> str | None:
     return NEXT_STAGE.get(last_good_state(story) if story.state == "failed" else story.state)
 
 
-def is_unfinished(layout: Layout, story_id: str) -> bool:
-    story = read_model(layout.story_dir(story_id) / "story.json", Story)
-    return story.state in ("ingested", "transcribed", "failed")
-
-
-def unfinished_stories(layout: Layout) -> list[str]:
-    """Stories an earlier run did not finish (stopped, or failed at a stage): the next run resumes them.
+def needs_work(story: Story) -> bool:
+    """Stopped part-way, or failed at a stage that trying again can fix.
 
     A failure that trying again cannot fix (no speech in the recording) is left for a person to look at.
     """
-    return [
-        s.story_id
-        for s in load_stories(layout)
-        if s.state in ("ingested", "transcribed") or (s.state == "failed" and s.history[-1].retry is not False)
-    ]
+    return story.state in ("ingested", "transcribed") or (story.state == "failed" and story.history[-1].retry is not False)
+
+
+def is_unfinished(layout: Layout, story_id: str) -> bool:
+    return needs_work(read_model(layout.story_dir(story_id) / "story.json", Story))
+
+
+def unfinished_stories(layout: Layout) -> list[str]:
+    """Stories an earlier run did not finish: the next run resumes them."""
+    return [s.story_id for s in load_stories(layout) if needs_work(s)]
 
 
 def mark_failed(layout: Layout, story_id: str, error: BaseException) -> str:

@@ -16,7 +16,7 @@ from storypipe.jsonio import read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Segment, Story, Transcript
 from storypipe.settings import Settings
-from tasks import audio, formats, quality, vad
+from tasks import audio, formats, quality, speakers, vad
 from tasks.engines import Engine, get_engine
 from tasks.vad import NoSpeechError
 
@@ -31,7 +31,7 @@ def speech_wav(story: Story, layout: Layout, settings: Settings) -> Path:
     if not path.exists():
         original = layout.original_dir(story.story_id) / story.source.filename
         rate = settings.ingest.speech_sample_rate
-        audio.write_wav(path, audio.decode_pcm16(original, rate, 2 if story.source.channels == 2 else 1), rate)
+        audio.write_wav(path, audio.decode_pcm16(original, rate, audio.speech_channels(story.source.channels)), rate)
     return path
 
 
@@ -39,9 +39,7 @@ def warm_up(settings: Settings) -> None:
     """Load the models and compile Whisper's word aligner once, ahead of the first story."""
     engine = get_engine(settings.transcribe)
     vad.speech_regions(np.zeros(vad.SAMPLE_RATE, dtype=np.float32), settings.transcribe.vad)
-    from tasks.speakers import voice_encoder
-
-    voice_encoder()  # about 0.1 s, but its imports (librosa, numba) cost seconds on a cold start
+    speakers.voice_encoder()  # about 0.1 s, but its imports (librosa, numba) cost seconds on a cold start
     if engine.name == "openai-whisper" and settings.transcribe.word_timestamps:
         from whisper.timing import dtw_cpu  # numba compiles it on first use (1-2 s)
 
@@ -84,17 +82,12 @@ def transcribe_speech(
     return segments, regions, language or "en", probability, dropped
 
 
-def label_speakers(segments: list[Segment], speech: np.ndarray, story: Story, settings: Settings) -> list[Segment]:
-    """Who said what (stereo channels or voice clustering); see tasks/speakers.py."""
-    try:
-        from tasks import speakers
-    except ImportError:  # pragma: no cover - until the speakers stage exists
-        return segments
-    channels = speech if speech.ndim == 2 else None
-    mono = speech.mean(axis=1) if speech.ndim == 2 else speech
+def label_speakers(
+    segments: list[Segment], mono: np.ndarray, channels: np.ndarray | None, story: Story, settings: Settings
+) -> list[Segment]:
+    """Who said what (stereo channels or voice clustering); see tasks/speakers.py. Ids come back 0..n-1."""
     n = story.metadata.speakers or settings.speakers.default_count
-    roles = getattr(story.metadata, "speaker_roles", None)
-    return speakers.label_speakers(segments, mono, channels, n_speakers=n, roles=roles)
+    return speakers.label_speakers(segments, mono, channels, n_speakers=n, roles=story.metadata.speaker_roles)
 
 
 def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Transcript:
@@ -102,15 +95,15 @@ def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Trans
     story_dir = layout.story_dir(story_id)
     story = read_model(story_dir / "story.json", Story)
     speech = audio.read_wav_float(speech_wav(story, layout, settings))
-    mono = speech.mean(axis=1) if speech.ndim == 2 else speech
+    channels = speech if speech.ndim == 2 else None
+    mono = speech.mean(axis=1) if channels is not None else speech
     engine = get_engine(settings.transcribe)
     language = story.metadata.language or settings.transcribe.language or None
     log.info("Transcribing %s (%.0f s of audio)", story_id, story.source.duration_s, extra={"story": story_id})
     started = time.monotonic()
     segments, regions, language, probability, dropped = transcribe_speech(engine, mono, settings, language, story_id)
-    segments = label_speakers(segments, speech, story, settings)
+    segments = label_speakers(segments, mono, channels, story, settings)
     segments = quality.flag_confidence(segments, settings.transcribe.confidence)
-    segments = [s.model_copy(update={"id": i}) for i, s in enumerate(segments)]
     warnings = quality.language_warnings(
         segments, engine.multilingual, story.metadata.language, settings.transcribe.confidence
     )
