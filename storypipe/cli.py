@@ -123,7 +123,7 @@ def _warm_up(settings: Settings) -> None:
     """Load the models in the background while Prefect's temporary server starts (its 4 s are otherwise idle)."""
     import threading
 
-    from tasks.extract import load_nlp
+    from tasks.nlp import load_nlp
     from tasks.transcribe import warm_up
 
     def load() -> None:

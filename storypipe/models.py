@@ -58,6 +58,9 @@ class Metadata(BaseModel):
     speakers: int | None = Field(default=None, ge=1, le=10)
     # Who is who, when the default (the storyteller speaks most) is wrong; see tasks/speakers.py.
     speaker_roles: dict[str, str] | None = None
+    # People, places and organisations the storyteller names, hidden when the story is anonymised
+    # (on top of those found automatically); see tasks/anonymise.py.
+    names: list[str] = Field(default_factory=list)
 
     @field_validator("speaker_roles")
     @classmethod
@@ -163,8 +166,9 @@ class Quote(BaseModel):
     keyphrases: list[str] = Field(default_factory=list)
     themes: list[str] = Field(default_factory=list)
     status: QuoteStatus = "candidate"
-    # The parts of the score, so a workshop can see why a quote was put forward.
-    why: dict[str, float] = Field(default_factory=dict)
+    # Why the quote was put forward: each part of the score (0..1), and under "themes" each theme's
+    # score and the words that matched it: {"themes": {"sharing-power": {"score": 2.0, "cues": [...]}}}.
+    why: dict[str, Any] = Field(default_factory=dict)
     title: str | None = None
     description: str | None = None
 

@@ -102,6 +102,7 @@ class QuoteWeights(BaseModel):
     stands_alone: float = 1.0
     confidence: float = 1.0
     filler: float = 1.0
+    themes: float = 1.0
 
 
 class Lexicon(BaseModel):
@@ -121,11 +122,43 @@ class ExtractSettings(BaseModel):
     min_words: int = 8
     max_words: int = 60
     max_sentences: int = 3
+    # A clip of a quote should run at least this long and at most this long.
+    min_seconds: float = 6.0
+    max_seconds: float = 45.0
     max_keyphrases: int = 25
+    # Two candidates this similar (rapidfuzz token_sort_ratio, 0..100) are one quote said twice.
+    duplicate_similarity: float = 80.0
+    # The themes codebook; empty means <root>/themes.toml if there is one, else config/themes.toml.
+    themes_file: str = ""
     # A quote of about this many words reads best; the length part of the score peaks here.
     ideal_words: tuple[int, int] = (18, 40)
     weights: QuoteWeights = Field(default_factory=QuoteWeights)
     lexicon: Lexicon = Field(default_factory=lambda: Lexicon())
+
+
+class AnonymiseSettings(BaseModel):
+    """How names are found and hidden when consent says `anonymise: true` (tasks/anonymise.py)."""
+
+    # spaCy entity labels that are names, and the placeholder each becomes.
+    entity_labels: dict[str, str] = Field(
+        default_factory=lambda: {"PERSON": "NAME", "GPE": "PLACE", "LOC": "PLACE", "FAC": "PLACE", "ORG": "ORGANISATION"}
+    )
+    # Names always hidden (local places, services, people the team knows are mentioned).
+    deny_people: list[str] = Field(default_factory=list)
+    deny_places: list[str] = Field(default_factory=list)
+    deny_organisations: list[str] = Field(default_factory=list)
+    # Words never hidden, even when spaCy thinks they are names (case-insensitive).
+    allow: list[str] = Field(default_factory=list)
+    # A known name that speech recognition misspelt or split ("Oluwa Seun") still matches when this
+    # similar (rapidfuzz ratio, 0..100), over up to `max_split_words` words.
+    similarity: float = 85.0
+    min_fuzzy_letters: int = 6
+    max_split_words: int = 3
+    # Audio around a hidden name is muted (or bleeped) this much wider on each side.
+    pad_s: float = 0.08
+    audio: Literal["mute", "bleep"] = "mute"
+    bleep_hz: float = 1000.0
+    bleep_db: float = -20.0
 
 
 class StageSettings(BaseModel):
@@ -147,6 +180,7 @@ class Settings(BaseSettings):
     transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
     speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)
     stage: StageSettings = Field(default_factory=StageSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
 

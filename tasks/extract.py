@@ -1,7 +1,8 @@
-"""Extract: candidate quotes, key phrases and named entities from a word-timed transcript (spaCy).
+"""Extract: candidate quotes, key phrases, themes and named entities from a word-timed transcript.
 
-A quote is 1..N whole sentences spoken by one person (never the interviewer), timed exactly from its
-first and last word. Its score is a weighted mean of parts between 0 and 1, each stored in `why`:
+A quote is 1..N whole spaCy sentences spoken by one person (never the interviewer), between
+min_seconds and max_seconds long, timed exactly from its first and last word. Its score is a
+weighted mean of parts between 0 and 1, each stored in `why`:
 
 - length: 1 inside the ideal word range, falling off outside it
 - complete: starts with a capital, ends with . ! or ?, and has a verb
@@ -11,23 +12,31 @@ first and last word. Its score is a weighted mean of parts between 0 and 1, each
 - stands_alone: 0 if it opens with "and/but/so...", low if with an unresolved "it/they..."
 - confidence: the speech recogniser's mean word probability
 - filler: 1 minus the share of "um", "you know"... (each filler costs 1/saturation)
+- themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
+  threshold counts half)
+
+The best quotes are kept, skipping any that overlap a better one or repeat it in other words
+(rapidfuzz), up to max_quotes per story.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapidfuzz import fuzz
 
 from storypipe.jsonio import BadFileError, read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Entity, KeyPhrase, KeyphrasesFile, Quote, QuotesFile, Story, Transcript, Word
 from storypipe.settings import ExtractSettings, Settings
+from tasks.nlp import join_words, load_nlp, speaker_turns, word_range
+from tasks.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge_hits, tagger_for
 
 log = logging.getLogger("storypipe")
 
@@ -35,29 +44,7 @@ INTERVIEWER = "interviewer"
 SATURATION = 2  # hits at which first_person, evaluative and keyphrases count in full
 ENTITY_LABELS = {"PERSON", "GPE", "LOC", "ORG", "NORP", "FAC", "EVENT", "DATE"}
 
-
-_NLP_LOCK = threading.Lock()
-
-
-def load_nlp(model: str):
-    """spaCy with pytextrank; loaded once per process (about a second), thread-safe."""
-    with _NLP_LOCK:
-        return _load_nlp(model)
-
-
-@functools.cache
-def _load_nlp(model: str):
-    import contextlib
-    import io
-
-    import spacy
-
-    with contextlib.redirect_stdout(io.StringIO()):  # pytextrank's icecream import prints a path
-        import pytextrank  # noqa: F401  registers the "textrank" pipe
-
-    nlp = spacy.load(model)
-    nlp.add_pipe("textrank", last=True)
-    return nlp
+__all__ = ["extract", "extract_story", "load_nlp", "speaker_turns"]
 
 
 @dataclass
@@ -68,43 +55,28 @@ class Sentence:
     lemmas: str  # lower-case lemmas joined by spaces, padded, for phrase matching
     tokens: list[str]  # lower-case token texts (no punctuation)
     has_verb: bool
+    themes: Hits = field(default_factory=dict)  # theme descriptors this sentence matched
 
 
-def speaker_turns(transcript: Transcript) -> list[tuple[str | None, list[Word]]]:
-    """Consecutive segments of the same speaker, as word lists: quotes never cross a turn."""
-    turns: list[tuple[str | None, list[Word]]] = []
-    for seg in transcript.segments:
-        if not seg.words:
-            continue
-        if turns and turns[-1][0] == seg.speaker:
-            turns[-1][1].extend(seg.words)
-        else:
-            turns.append((seg.speaker, list(seg.words)))
-    return turns
-
-
-def _sentences_of_turn(nlp, speaker: str | None, words: list[Word]) -> list[Sentence]:
+def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: list[Word]) -> list[Sentence]:
     """Split a turn into spaCy sentences and map each back to the words that carry its timing."""
-    text, starts = "", []
-    for w in words:
-        token = w.word if text else w.word.lstrip()
-        starts.append(len(text) + len(token) - len(token.lstrip()))
-        text += token
+    text, spans = join_words([w.word for w in words])
     doc = nlp(text)
     sentences = []
     for sent in doc.sents:
-        idx = [i for i, s in enumerate(starts) if sent.start_char <= s < sent.end_char]
-        if not idx:
+        rng = word_range(spans, sent.start_char, sent.end_char)
+        if not rng:
             continue
         toks = [t for t in sent if not t.is_punct and not t.is_space]
         sentences.append(
             Sentence(
                 text=sent.text.strip(),
-                words=words[idx[0] : idx[-1] + 1],
+                words=words[rng[0] : rng[1] + 1],
                 speaker=speaker,
                 lemmas=" " + _lemma_key(toks) + " ",
                 tokens=[t.text.lower() for t in toks],
                 has_verb=any(t.pos_ in ("VERB", "AUX") for t in sent),
+                themes=tagger.hits(sent),
             )
         )
     return sentences
@@ -115,8 +87,11 @@ def _count_phrases(tokens: list[str], phrases: list[str]) -> int:
     return sum(padded.count(f" {p} ") for p in phrases)
 
 
-def score_parts(sents: list[Sentence], keyphrase_keys: list[str], cfg: ExtractSettings) -> dict[str, float]:
-    """The transparent parts of a quote's score, each between 0 and 1."""
+def score_parts(
+    sents: list[Sentence], keyphrase_keys: list[str], cfg: ExtractSettings, theme_strength: float = 0.0
+) -> dict[str, float]:
+    """The transparent parts of a quote's score, each between 0 and 1. `theme_strength` is the sum of
+    the scores of the themes the quote is tagged with, in units of the codebook's threshold."""
     lex = cfg.lexicon
     tokens = [t for s in sents for t in s.tokens]
     n = len(tokens)
@@ -142,6 +117,7 @@ def score_parts(sents: list[Sentence], keyphrase_keys: list[str], cfg: ExtractSe
         "stands_alone": 0.0 if first in lex.dangling_openers else 0.3 if first in lex.unresolved_openers else 1.0,
         "confidence": round(sum(w.probability for w in words) / max(1, len(words)), 3),
         "filler": max(0.0, 1 - _count_phrases(tokens, lex.fillers) / SATURATION),
+        "themes": round(min(1.0, theme_strength / SATURATION), 3),
     }
 
 
@@ -210,15 +186,13 @@ def entities_of(docs) -> list[Entity]:
         for ent in doc.ents:
             if ent.label_ in ENTITY_LABELS:
                 counts[(re.sub(r"\s+", " ", ent.text.strip()), ent.label_)] += 1
-    return [Entity(text=t, label=lbl, count=c) for (t, lbl), c in counts.most_common()]
+    # Listed by type, then most mentioned first.
+    ranked = sorted(counts.items(), key=lambda kv: (kv[0][1], -kv[1], kv[0][0]))
+    return [Entity(text=t, label=lbl, count=c) for (t, lbl), c in ranked]
 
 
-def candidate_quotes(
-    sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings
-) -> list[Quote]:
-    """Every window of 1..max_sentences sentences in a turn, scored; the best non-overlapping ones."""
-    keys = [k for k, _ in keyed]
-    scored = []
+def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings):
+    """Every run of 1..max_sentences sentences in a turn that could be a quote."""
     for sents in sentences_by_turn:
         for i in range(len(sents)):
             for j in range(i + 1, min(i + cfg.max_sentences, len(sents)) + 1):
@@ -226,17 +200,41 @@ def candidate_quotes(
                 if window[-1].text.endswith("?"):
                     break  # questions are the interviewer's part, even before speakers are known
                 n = sum(len(s.tokens) for s in window)
-                if n > cfg.max_words:
+                seconds = window[-1].words[-1].end - window[0].words[0].start
+                if n > cfg.max_words or seconds > cfg.max_seconds:
                     break
-                if n < cfg.min_words:
-                    continue
-                parts = score_parts(window, keys, cfg)
-                scored.append((weighted_score(parts, cfg), window, parts))
+                if n >= cfg.min_words and seconds >= cfg.min_seconds:
+                    yield window
+
+
+def is_near_duplicate(text: str, chosen: list[str], similarity: float) -> bool:
+    """The same thing said again in other words order or with small changes ("it changed my life")."""
+    return any(fuzz.token_sort_ratio(text, other, processor=_plain) >= similarity for other in chosen)
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[^\w\s']", " ", text.lower())
+
+
+def candidate_quotes(
+    sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
+    tagger: ThemeTagger,
+) -> list[Quote]:
+    """Every window scored; the best ones that neither overlap nor repeat a better one."""
+    keys = [k for k, _ in keyed]
+    threshold = tagger.book.matching.threshold
+    scored = []
+    for window in _windows(sentences_by_turn, cfg):
+        themes = tagger.rank(merge_hits([s.themes for s in window]))
+        parts = score_parts(window, keys, cfg, sum(t.score for t in themes) / threshold)
+        scored.append((weighted_score(parts, cfg), window, parts, themes))
     scored.sort(key=lambda x: -x[0])
-    chosen, used = [], set()
-    for score, window, parts in scored:
+    chosen: list[Quote] = []
+    used: set[int] = set()
+    for score, window, parts, themes in scored:
         span = {id(w) for s in window for w in s.words}
-        if span & used:
+        text = " ".join(s.text for s in window)
+        if span & used or is_near_duplicate(text, [q.text for q in chosen], cfg.duplicate_similarity):
             continue
         used |= span
         start, end = window[0].words[0].start, window[-1].words[-1].end
@@ -244,13 +242,14 @@ def candidate_quotes(
         chosen.append(
             Quote(
                 id=quote_id(start, end),
-                text=" ".join(s.text for s in window),
+                text=text,
                 start=start,
                 end=end,
                 speaker=window[0].speaker,
                 score=score,
                 keyphrases=[kp.text for k, kp in keyed if f" {k} " in lemmas],
-                why=parts,
+                themes=[t.theme for t in themes],
+                why={**parts, "themes": {t.theme: {"score": t.score, "cues": t.cues} for t in themes}},
             )
         )
         if len(chosen) >= cfg.max_quotes:
@@ -265,14 +264,17 @@ def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
     return sorted(merged, key=lambda q: -q.score)
 
 
-def extract(transcript: Transcript, cfg: ExtractSettings) -> tuple[list[Quote], list[KeyPhrase], list[Entity]]:
+def extract(
+    transcript: Transcript, cfg: ExtractSettings, themes_path: Path = PROJECT_THEMES
+) -> tuple[list[Quote], list[KeyPhrase], list[Entity]]:
     """Quotes, key phrases and entities from the storyteller's speech (everyone's but the interviewer's)."""
     nlp = load_nlp(cfg.spacy_model)
+    tagger = tagger_for(nlp, themes_path)
     turns = [(spk, words) for spk, words in speaker_turns(transcript) if spk != INTERVIEWER]
-    sentences = [_sentences_of_turn(nlp, spk, words) for spk, words in turns]
+    sentences = [_sentences_of_turn(nlp, tagger, spk, words) for spk, words in turns]
     docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
     keyphrases, keyed = keyphrases_of(docs, cfg)
-    quotes = candidate_quotes(sentences, keyed, cfg)
+    quotes = candidate_quotes(sentences, keyed, cfg, tagger)
     return quotes, keyphrases, entities_of(docs)
 
 
@@ -282,7 +284,9 @@ def extract_story(story_id: str, layout: Layout, settings: Settings) -> QuotesFi
     story = read_model(story_dir / "story.json", Story)
     transcript = read_model(story_dir / "transcript.json", Transcript)
     started = time.monotonic()
-    quotes, keyphrases, entities = extract(transcript, settings.extract)
+    quotes, keyphrases, entities = extract(
+        transcript, settings.extract, codebook_path(layout.root, settings.extract.themes_file)
+    )
     previous: list[Quote] = []
     if (story_dir / "quotes.json").exists():
         try:
@@ -309,8 +313,6 @@ def extract_story(story_id: str, layout: Layout, settings: Settings) -> QuotesFi
 
 
 # ---- Prefect wrapper ----
-from pathlib import Path  # noqa: E402
-
 from prefect import task  # noqa: E402
 
 from tasks.retry import transient_only  # noqa: E402

@@ -59,8 +59,8 @@ def test_best_quote_is_first_person_and_evaluative(settings, transcript):
 
 
 def test_dangling_opening_scores_lower(settings):
-    t = make_transcript([(None, "And that was why I felt so proud of the whole group and everything we did.")])
-    t2 = make_transcript([(None, "I felt so proud of the whole group and everything we did together there.")])
+    t = make_transcript([(None, "And that was why I felt so proud of the whole group and everything we did in that hall.")])
+    t2 = make_transcript([(None, "I felt so proud of the whole group and everything we did together in that hall.")])
     (q1,), (q2,) = extract(t, settings.extract)[0], extract(t2, settings.extract)[0]
     assert q1.why["stands_alone"] == 0 and q2.why["stands_alone"] == 1
     assert q1.score < q2.score
@@ -128,7 +128,7 @@ def test_extract_story_writes_files_and_keeps_decisions(tmp_path, settings, tran
 
 def test_questions_are_never_quotes_even_without_speakers(settings):
     t = make_transcript([(None, "What was it like for you when the group first started meeting in the hall? "
-                                "I felt welcome from the very first evening because people listened to me.")])
+                                "I felt welcome from the very first evening because the people there really listened to me.")])
     quotes, _, _ = extract(t, settings.extract)
     assert quotes and all("?" not in q.text for q in quotes)
 
