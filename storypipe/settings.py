@@ -102,7 +102,7 @@ class QuoteWeights(BaseModel):
     stands_alone: float = 1.0
     confidence: float = 1.0
     filler: float = 1.0
-    themes: float = 1.0
+    carries_themes: float = 1.0
 
 
 class Lexicon(BaseModel):
@@ -126,6 +126,8 @@ class ExtractSettings(BaseModel):
     min_seconds: float = 6.0
     max_seconds: float = 45.0
     max_keyphrases: int = 25
+    # The keyphrases part of a quote's score is full at one key phrase per this many words.
+    words_per_keyphrase: int = 12
     # Two candidates this similar (rapidfuzz token_sort_ratio, 0..100) are one quote said twice.
     duplicate_similarity: float = 80.0
     # The themes codebook; empty means <root>/themes.toml if there is one, else config/themes.toml.

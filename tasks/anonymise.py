@@ -59,6 +59,11 @@ class Anonymised:
     transcript: Transcript  # names replaced by placeholders
     redactions: list[Redaction]
     mute: list[tuple[float, float]]  # merged, padded spans of audio to hide
+    known: list[KnownName]  # every name looked for, to hide them in other text about the story too
+
+    def text_between(self, start: float, end: float) -> str:
+        """The redacted words spoken from start to end (a quote's text, for captions and summaries)."""
+        return "".join(w.word for w in self.transcript.words() if w.start >= start - 0.01 and w.end <= end + 0.01).strip()
 
 
 def letters(text: str) -> str:
@@ -217,7 +222,7 @@ def anonymise(transcript: Transcript, metadata: Metadata | None, settings: Setti
         text = "".join(w.word for w in new_words).strip()
         segments.append(seg.model_copy(update={"words": new_words, "text": text}))
     redacted = transcript.model_copy(update={"segments": segments})
-    return Anonymised(redacted, redactions, mute_spans(redactions, cfg.pad_s, transcript.duration_s))
+    return Anonymised(redacted, redactions, mute_spans(redactions, cfg.pad_s, transcript.duration_s), known)
 
 
 def redact_words(nlp, texts: list[str], known: list[KnownName], cfg: AnonymiseSettings) -> list[str]:
@@ -235,10 +240,14 @@ def redact_words(nlp, texts: list[str], known: list[KnownName], cfg: AnonymiseSe
     return out
 
 
-def redact_text(texts: list[str], metadata: Metadata | None, settings: Settings) -> list[str]:
-    """`redact_words` with the story's own known names; the stages' entry point for plain text."""
+def redact_text(
+    texts: list[str], metadata: Metadata | None, settings: Settings, anonymised: Anonymised | None = None
+) -> list[str]:
+    """Plain text about a story (title, key phrases) with names hidden: those of the sidecar and
+    config, and, given the story's `anonymise` result, every name found in the story itself."""
     cfg = settings.anonymise
-    return redact_words(load_nlp(settings.extract.spacy_model), texts, known_names(metadata, cfg), cfg)
+    known = anonymised.known if anonymised else known_names(metadata, cfg)
+    return redact_words(load_nlp(settings.extract.spacy_model), texts, known, cfg)
 
 
 def mute_spans(redactions: list[Redaction], pad_s: float, duration_s: float) -> list[tuple[float, float]]:

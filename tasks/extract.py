@@ -8,11 +8,11 @@ weighted mean of parts between 0 and 1, each stored in `why`:
 - complete: starts with a capital, ends with . ! or ?, and has a verb
 - first_person: "I", "my", "we"... (saturates at `saturation` hits)
 - evaluative: words of feeling and judgement from the lexicon (saturates likewise)
-- keyphrases: the story's key phrases the quote carries (saturates likewise)
+- keyphrases: density of the story's key phrases in the quote (one per words_per_keyphrase words counts in full)
 - stands_alone: 0 if it opens with "and/but/so...", low if with an unresolved "it/they..."
 - confidence: the speech recogniser's mean word probability
 - filler: 1 minus the share of "um", "you know"... (each filler costs 1/saturation)
-- themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
+- carries_themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
   threshold counts half)
 
 The best quotes are kept, skipping any that overlap a better one or repeat it in other words
@@ -113,11 +113,12 @@ def score_parts(
         ),
         "first_person": min(1.0, sum(t in lex.first_person for t in tokens) / SATURATION),
         "evaluative": min(1.0, _count_phrases(tokens, lex.evaluative) / SATURATION),
-        "keyphrases": min(1.0, sum(f" {k} " in lemmas for k in keyphrase_keys) / SATURATION),
+        # Density, not count: with 25 key phrases nearly every long window holds two of them.
+        "keyphrases": round(min(1.0, sum(f" {k} " in lemmas for k in keyphrase_keys) * cfg.words_per_keyphrase / max(1, n)), 3),
         "stands_alone": 0.0 if first in lex.dangling_openers else 0.3 if first in lex.unresolved_openers else 1.0,
         "confidence": round(sum(w.probability for w in words) / max(1, len(words)), 3),
         "filler": max(0.0, 1 - _count_phrases(tokens, lex.fillers) / SATURATION),
-        "themes": round(min(1.0, theme_strength / SATURATION), 3),
+        "carries_themes": round(min(1.0, theme_strength / SATURATION), 3),
     }
 
 
@@ -312,6 +313,41 @@ def extract_story(story_id: str, layout: Layout, settings: Settings) -> QuotesFi
     return quotes_file
 
 
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def quotes_markdown(story_id: str, layout: Layout, settings: Settings) -> str:
+    """The story's top quotes, their themes and its key phrases, for the Prefect UI (a Markdown
+    artifact). Names are hidden when the story is to be anonymised: the Prefect server may not be
+    on this machine."""
+    from tasks.anonymise import anonymise, redact_text
+
+    story_dir = layout.story_dir(story_id)
+    story = read_model(story_dir / "story.json", Story)
+    quotes = read_model(story_dir / "quotes.json", QuotesFile).quotes
+    keyphrases = read_model(story_dir / "keyphrases.json", KeyphrasesFile).keyphrases
+    book = tagger_for(load_nlp(settings.extract.spacy_model), codebook_path(layout.root, settings.extract.themes_file)).book
+    top = [q for q in quotes if q.status != "rejected"][: settings.extract.max_quotes]
+    texts = [q.text for q in top]
+    phrases = [k.text for k in keyphrases]
+    if story.consent.anonymise:
+        hidden = anonymise(read_model(story_dir / "transcript.json", Transcript), story.metadata, settings)
+        texts = [hidden.text_between(q.start, q.end) for q in top]
+        phrases = redact_text(phrases, story.metadata, settings, hidden)
+    lines = [f"# Quotes from {story.metadata.title or story_id}", ""]
+    if story.consent.anonymise:
+        lines += ["_Anonymised: names are hidden._", ""]
+    lines += ["| # | time | score | quote | themes |", "|---|---|---|---|---|"]
+    for i, (q, text) in enumerate(zip(top, texts), 1):
+        themes = ", ".join(book.name_of(t) for t in q.themes) or "-"
+        mark = " (approved)" if q.status == "approved" else ""
+        lines.append(f"| {i} | {_clock(q.start)}-{_clock(q.end)} | {q.score:.2f}{mark} | "
+                     f"{text.replace('|', '/')} | {themes} |")
+    lines += ["", "**Key phrases:** " + (", ".join(phrases) or "none found")]
+    return "\n".join(lines) + "\n"
+
+
 # ---- Prefect wrapper ----
 from prefect import task  # noqa: E402
 
@@ -320,5 +356,14 @@ from tasks.retry import transient_only  # noqa: E402
 
 @task(name="extract", retry_condition_fn=transient_only)
 def extract_task(root: str, story_id: str, settings: Settings) -> int:
-    """Returns the number of quotes in quotes.json."""
-    return len(extract_story(story_id, Layout(Path(root)), settings).quotes)
+    """Returns the number of quotes in quotes.json; shows the best of them in the Prefect UI."""
+    from prefect.artifacts import create_markdown_artifact
+
+    layout = Layout(Path(root))
+    count = len(extract_story(story_id, layout, settings).quotes)
+    create_markdown_artifact(
+        markdown=quotes_markdown(story_id, layout, settings),
+        key=f"quotes-{story_id}",
+        description=f"Candidate quotes, themes and key phrases of {story_id}",
+    )
+    return count

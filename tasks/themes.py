@@ -1,7 +1,7 @@
 """Themes: tag quotes with the codebook's themes (config/themes.toml), explainably.
 
-Each descriptor of a theme has cue words and phrases and a weight. A text matches a cue on lemmas
-("they listened" matches "listen") or on the words as written, with spaCy's PhraseMatcher. A theme's
+Each descriptor of a theme has cue words and phrases and a weight. A text matches a cue as written,
+and a phrase also on lemmas ("they listened to me" matches "listen to me"), with spaCy's PhraseMatcher. A theme's
 score is the sum of the weights of its descriptors that matched, each counted once, so a quote that
 says "equal" five times is not five times more about sharing power. Word vectors are not used: the
 small English model has none, and pretending otherwise would tag at random.
@@ -103,10 +103,13 @@ class ThemeTagger:
         for theme in book.themes:
             for d_index, descriptor in enumerate(theme.descriptors):
                 key = f"{theme.id}#{d_index}"
-                cues = [c.strip().lower() for c in descriptor.cues if c.strip()]
-                # Cues are lemmatised in a neutral frame, so "listened" and "listen" meet in the middle.
-                self._lemma.add(key, list(nlp.pipe(cues)))
-                self._lower.add(key, [nlp.make_doc(c) for c in cues])
+                cues = [nlp.make_doc(c.strip().lower()) for c in descriptor.cues if c.strip()]
+                self._lower.add(key, cues)
+                # Phrases also match on lemmas ("they listened to me" ~ "listen to me"). Single words do
+                # not: out of context their lemma is a guess, and "rights" would match "right".
+                phrases = [c.text for c in cues if len(c) > 1]
+                if phrases:
+                    self._lemma.add(key, list(nlp.pipe(phrases)))
                 self._keys[nlp.vocab.strings[key]] = (theme.id, d_index)
         self._weights = {t.id: [d.weight for d in t.descriptors] for t in book.themes}
 

@@ -22,6 +22,7 @@ from storypipe.cli import SAMPLE_DIR, app
 from storypipe.jsonio import read_model
 from storypipe.layout import Layout
 from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript
+from tasks.audio import decode_pcm16
 from tests import audio_fixtures as af
 from tests.conftest import DATA
 
@@ -55,8 +56,8 @@ def processed_root(tmp_path_factory):
     shutil.copy2(DATA / "jfk.flac", layout.inbox / "jfk.flac")
     shutil.copy2(SAMPLE_DIR / "interview.mp3", layout.inbox / "Interview 01.mp3")
     shutil.copy2(SAMPLE_DIR / "interview.yaml", layout.inbox / "Interview 01.yaml")
-    af.speech(layout.inbox, "second.wav", "We met every week in the library. I learned that my voice matters.",
-              voice="en-us+f2", words_per_minute=150)
+    af.speech(layout.inbox, "second.wav", "We met every week in the library in Rochdale with Margaret. "
+              "I learned that my voice matters.", voice="en-us+f2", words_per_minute=150)
     (layout.inbox / "second.yaml").write_text(
         'title: "Second"\nstoryteller: "J."\nconsent: {transcript: true, clips: true, full_story: true, anonymise: true}\n'
     )
@@ -134,13 +135,12 @@ def test_staging_follows_consent(processed_root):
     package = layout.staging / demo.story_id
     assert {p.name for p in package.iterdir()} == {"story.mp3", "transcript.txt", "transcript.vtt", "metadata.json",
                                                    "SHA256SUMS"}
-    for name in ("jfk.flac", "second.wav"):  # no sidecar (cautious default) / must be anonymised first
-        story = story_by_source(layout, name)
-        assert story.state == "extracted"
-        assert not (layout.staging / story.story_id).exists()
-        assert any(p.startswith("not staged") for p in story.problems)
+    jfk = story_by_source(layout, "jfk.flac")  # no sidecar: the cautious default consent
+    assert jfk.state == "extracted"
+    assert not (layout.staging / jfk.story_id).exists()
+    assert any(p.startswith("not staged") for p in jfk.problems)
     rows = {r["source"]: r for r in status["stories"]}
-    assert rows["Interview 01.mp3"]["state"] == "staged"
+    assert rows["Interview 01.mp3"]["state"] == "staged" and rows["second.wav"]["state"] == "staged"
     assert rows["Interview 01.mp3"]["quotes_candidate"] >= 3
     assert status["quarantined"][0]["file"] == "agenda.txt"
 
@@ -174,3 +174,29 @@ def test_demo_interview_knows_who_spoke(processed_root):
     assert quotes and all(q.speaker == "storyteller" for q in quotes)
     text = (folder / "transcript.txt").read_text()
     assert "interviewer: " in text and "storyteller: " in text
+
+
+def test_anonymised_story_is_staged_without_names(processed_root):
+    """Real speech through the real flow: the names heard are hidden in the staged text and audio."""
+    layout, _, _, _ = processed_root
+    story = story_by_source(layout, "second.wav")
+    transcript = read_model(layout.story_dir(story.story_id) / "transcript.json", Transcript)
+    heard = [w for w in transcript.words() if w.word.strip(" .,").lower() in {"rochdale", "margaret"}]
+    assert len(heard) == 2, transcript.text
+    package = layout.staging / story.story_id
+    text = (package / "transcript.txt").read_text() + (package / "transcript.vtt").read_text()
+    assert "[PLACE]" in text and "[NAME]" in text
+    assert "Rochdale" not in text and "Margaret" not in text and "my voice matters" in text
+    rate = 16000
+    pcm = decode_pcm16(package / "story.mp3", rate, 1).astype(float)
+    original = decode_pcm16(layout.original_dir(story.story_id) / "second.wav", rate, 1).astype(float)
+
+    def rms(a, lo, hi):
+        return (a[int(lo * rate): int(hi * rate)] ** 2).mean() ** 0.5
+
+    for w in heard:
+        middle = (w.start + w.end) / 2
+        assert rms(original, middle - 0.05, middle + 0.05) > 300  # the name is spoken there...
+        assert rms(pcm, middle - 0.05, middle + 0.05) < 30  # ...and silent in the staged audio
+    first = transcript.words()[0]
+    assert rms(pcm, first.start, first.end) > 300  # the rest is still there

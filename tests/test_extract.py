@@ -140,3 +140,81 @@ def test_keyphrases_keep_hyphenated_words_whole(settings):
     texts = [k.text for k in keyphrases]
     assert all(len(max(k.split(), key=len)) >= 3 for k in texts)
     assert "-" not in texts and "co" not in texts
+
+
+def test_near_duplicates_are_dropped(settings):
+    said = "For the first time in my life I felt that the people running the service really listened to me."
+    again = "For the first time in my life I felt the people running the service really listened to me there."
+    other = "We painted the whole community centre together over one long weekend and it looked amazing after."
+    turns = [("storyteller", said), ("interviewer", "Right."), ("storyteller", other), ("interviewer", "Go on."),
+             ("storyteller", again)]
+    quotes, _, _ = extract(make_transcript(turns), settings.extract)
+    texts = [q.text for q in quotes]
+    assert other in texts
+    assert (said in texts) != (again in texts), texts  # one of the two, never both
+
+
+def test_is_near_duplicate_ignores_case_and_punctuation():
+    from tasks.extract import is_near_duplicate
+
+    assert is_near_duplicate("It changed my life, honestly.", ["it changed my life honestly"], 80)
+    assert not is_near_duplicate("It changed my life, honestly.", ["We met every Tuesday at the library."], 80)
+
+
+def test_quotes_last_between_the_configured_seconds(settings):
+    short = "I felt heard at last."  # about 2 s at the test speaking rate
+    long = " ".join(["I kept going back every single week because the group gave me something to hold on to."] * 6)
+    ok = "When I joined the group I found people who understood me and I started to believe in myself again."
+    quotes, _, _ = extract(make_transcript([("storyteller", f"{short} {ok} {long}")]), settings.extract)
+    assert quotes
+    for q in quotes:
+        assert settings.extract.min_seconds <= q.end - q.start <= settings.extract.max_seconds
+    assert any("believe in myself" in q.text for q in quotes)
+
+
+@pytest.mark.parametrize(
+    "opener, expected",
+    [("And that's why I", 0.0), ("They just never", 0.3), ("I always", 1.0)],
+)
+def test_stands_alone_part(settings, opener, expected):
+    text = f"{opener} wanted the people at the council to hear what it is like to live on this estate."
+    (q,) = extract(make_transcript([("storyteller", text)]), settings.extract)[0]
+    assert q.why["stands_alone"] == expected
+
+
+def test_filler_and_confidence_parts(settings):
+    clean = make_transcript([("storyteller", "When I joined the group I found people who understood what I had been through all those years.")])
+    umm = make_transcript([("storyteller", "Um when I joined the group you know I found people who um understood what I had been through all those years.")])
+    (q_clean,), (q_umm,) = extract(clean, settings.extract)[0], extract(umm, settings.extract)[0]
+    assert q_clean.why["filler"] == 1.0 and q_umm.why["filler"] == 0.0
+    assert q_umm.score < q_clean.score
+    for w in clean.segments[0].words:
+        w.probability = 0.4
+    (q_unsure,) = extract(clean, settings.extract)[0]
+    assert q_unsure.why["confidence"] == pytest.approx(0.4) and q_unsure.score < q_clean.score
+
+
+def test_flow_shows_quotes_as_a_prefect_artifact(tmp_path, settings, prefect_harness):
+    from prefect import flow
+    from prefect.artifacts import Artifact
+
+    from storypipe.models import Consent
+    from tasks.extract import extract_task
+
+    layout = Layout(tmp_path).ensure()
+    transcript = make_transcript([("storyteller", "Margaret at the council finally treated me like an equal, "
+                                                  "and for the first time I felt my lived experience counted.")],
+                                 "anon-12345678")
+    story = make_story(transcript.story_id, consent=Consent(anonymise=True), names=["Margaret"])
+    write_model(layout.story_dir(story.story_id) / "story.json", story.advance("transcribed"))
+    write_model(layout.story_dir(story.story_id) / "transcript.json", transcript)
+
+    @flow
+    def extract_one():
+        return extract_task(str(tmp_path), story.story_id, settings)
+
+    assert extract_one() >= 1
+    artifact = Artifact.get(f"quotes-{story.story_id}")
+    assert artifact is not None and artifact.type == "markdown"
+    assert "Sharing power" in artifact.data and "[NAME]" in artifact.data and "Margaret" not in artifact.data
+    assert "Key phrases" in artifact.data

@@ -1,0 +1,280 @@
+"""How well do storypipe's candidate quotes, themes and name-hiding match what a workshop would pick?
+
+The eight interview scripts in bench/quotes/ (written for this, with filler, hesitations, chatter and
+quotable-sounding interviewer lines) are spoken by espeak-ng in two voices, run through the real
+pipeline (`storypipe run`: Whisper, speaker labels, extraction), and compared with their gold
+annotation:
+
+- recall@10: share of gold quotes found among a story's 10 best candidates. A candidate finds a gold
+  quote when it covers at least 60% of the gold quote's words, in order, and at least 40% of the
+  candidate is the gold quote: a reviewer trims a sentence or two with the review app's word-by-word
+  handles, but a long candidate with the quote lost inside it does not count.
+- theme precision / recall, micro-averaged: on each found quote (the candidate's themes against the
+  gold quote's), and on the gold quotes' own text (the tagger alone, whatever the ranking did).
+- interviewer share: candidates among the top 10 that contain any interviewer speech (from the known
+  turn timings), and the share of candidate seconds that are interviewer speech.
+- names: share of spoken name mentions hidden by `anonymise`, with no help from the sidecar and with
+  the names listed in it.
+
+The `test` split is held back: tune on `--split tune`; run `--split test` only to report.
+The synthesised audio and the pipeline's output are cached in bench/.cache/quotes (delete to redo).
+
+    .venv/bin/python bench/quotes_eval.py --split tune
+    .venv/bin/python bench/quotes_eval.py --split test --write bench/quotes.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import wave
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.speaker_fixtures import SAMPLE_RATE, build_interview  # noqa: E402
+from storypipe.jsonio import read_model  # noqa: E402
+from storypipe.models import Metadata, Quote, Transcript  # noqa: E402
+from storypipe.settings import load_settings  # noqa: E402
+from tasks.anonymise import anonymise, letters  # noqa: E402
+from tasks.extract import extract  # noqa: E402
+from tasks.nlp import load_nlp  # noqa: E402
+from tasks.themes import PROJECT_THEMES, tagger_for  # noqa: E402
+
+DATA = REPO / "bench" / "quotes"
+CACHE = REPO / "bench" / ".cache" / "quotes"
+VOICES = {"interviewer": "en-us+m3", "storyteller": "en-us+f2"}  # as the demo sample
+WPM = 150
+TOP = 10
+COVER, PURITY = 0.6, 0.4
+
+
+@dataclass
+class Gold:
+    name: str
+    split: str
+    turns: list[tuple[str, str]]
+    quotes: list[dict]
+    names: list[dict]
+    pseudonym: str
+
+
+@dataclass
+class Result:
+    name: str
+    gold: int = 0
+    found: int = 0
+    theme_tp: int = 0
+    theme_fp: int = 0
+    theme_fn: int = 0
+    gold_text_tp: int = 0
+    gold_text_fp: int = 0
+    gold_text_fn: int = 0
+    candidates: int = 0
+    with_interviewer: int = 0
+    interviewer_s: float = 0.0
+    candidate_s: float = 0.0
+    name_mentions: int = 0
+    hidden_plain: int = 0
+    hidden_sidecar: int = 0
+    missed: list[str] = field(default_factory=list)
+    wrong_themes: list[str] = field(default_factory=list)
+    unfound_names: list[str] = field(default_factory=list)
+
+
+def load_gold(split: str) -> list[Gold]:
+    out = []
+    for txt in sorted(DATA.glob("*.txt")):
+        ann = yaml.safe_load(txt.with_suffix(".yaml").read_text("utf-8"))
+        if split != "all" and ann["split"] != split:
+            continue
+        turns = []
+        for line in txt.read_text("utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                speaker, _, text = line.partition(":")
+                turns.append((speaker.strip(), text.strip()))
+        out.append(Gold(txt.stem, ann["split"], turns, ann["quotes"], ann.get("names", []),
+                        ann.get("storyteller_pseudonym", "")))
+    return out
+
+
+def prepare(golds: list[Gold]) -> Path:
+    """Synthesise what is missing and run the real pipeline on it once; returns the storypipe root."""
+    root = CACHE / "root"
+    todo = [g for g in golds if not (CACHE / f"{g.name}.turns.json").exists()]
+    for g in todo:
+        print(f"synthesising {g.name}", file=sys.stderr)
+        interview = build_interview(g.turns, VOICES, words_per_minute={"interviewer": WPM, "storyteller": WPM})
+        inbox = root / "audio" / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        pcm = (np.clip(interview.mono, -1, 1) * 32767).astype("<i2")
+        with wave.open(str(inbox / f"{g.name}.wav"), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
+            w.writeframes(pcm.tobytes())
+        (inbox / f"{g.name}.yaml").write_text(
+            yaml.safe_dump({"title": g.name, "storyteller": g.pseudonym,
+                            "consent": {"transcript": True, "clips": True, "full_story": False, "anonymise": True}}),
+            "utf-8")
+        (CACHE / f"{g.name}.turns.json").write_text(
+            json.dumps([{"speaker": t.speaker, "start": t.start, "end": t.end} for t in interview.turns]))
+    if todo:
+        exe = shutil.which("storypipe", path=str(REPO / ".venv" / "bin")) or "storypipe"
+        env = {**os.environ, "STORYPIPE_ROOT": str(root)}
+        print(f"running storypipe on {len(todo)} interviews", file=sys.stderr)
+        subprocess.run([exe, "run", "--root", str(root)], check=False, env=env)
+    return root
+
+
+def transcript_of(root: Path, name: str) -> Transcript:
+    for story_dir in (root / "transcripts").iterdir():
+        story = json.loads((story_dir / "story.json").read_text())
+        if story["source"]["filename"] == f"{name}.wav":
+            return read_model(story_dir / "transcript.json", Transcript)
+    raise SystemExit(f"{name}: no transcript in {root}; delete {CACHE} and run again")
+
+
+@functools.cache
+def _normaliser():
+    from whisper.normalizers import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def words(text: str) -> list[str]:
+    """Whisper's own English normalisation ("seventy three" and "73" meet), then words."""
+    return _normaliser()(text).split()
+
+
+def overlap(gold: str, candidate: str) -> tuple[float, float]:
+    g, c = words(gold), words(candidate)
+    matched = sum(b.size for b in SequenceMatcher(None, g, c, autojunk=False).get_matching_blocks())
+    return matched / max(1, len(g)), matched / max(1, len(c))
+
+
+def evaluate(g: Gold, transcript: Transcript, settings, tagger, nlp) -> Result:
+    r = Result(g.name, gold=len(g.quotes))
+    quotes, _, _ = extract(transcript, settings.extract, PROJECT_THEMES)
+    top: list[Quote] = quotes[:TOP]
+    for gq in g.quotes:
+        best = max(top, key=lambda q: min(*overlap(gq["text"], q.text)), default=None)
+        if best is not None:
+            cover, purity = overlap(gq["text"], best.text)
+        if best is None or cover < COVER or purity < PURITY:
+            r.missed.append(gq["text"][:70])
+        else:
+            r.found += 1
+            pred, want = set(best.themes), set(gq["themes"])
+            r.theme_tp += len(pred & want)
+            r.theme_fp += len(pred - want)
+            r.theme_fn += len(want - pred)
+        pred = {m.theme for m in tagger.match(nlp(gq["text"]))}
+        want = set(gq["themes"])
+        r.gold_text_tp += len(pred & want)
+        r.gold_text_fp += len(pred - want)
+        r.gold_text_fn += len(want - pred)
+        if pred != want:
+            r.wrong_themes.append(f"{gq['text'][:50]}... gold {sorted(want)} got {sorted(pred)}")
+    turns = json.loads((CACHE / f"{g.name}.turns.json").read_text())
+    interviewer = [(t["start"], t["end"]) for t in turns if t["speaker"] == "interviewer"]
+    for q in top:
+        inside = sum(max(0.0, min(q.end, b) - max(q.start, a)) for a, b in interviewer)
+        r.candidates += 1
+        r.candidate_s += q.end - q.start
+        r.interviewer_s += inside
+        r.with_interviewer += inside > 0.3
+    # Names: each spoken mention, hidden or not.
+    targets = sorted({letters(n["text"]) for n in g.names}, key=len, reverse=True)
+    plain = anonymise(transcript, Metadata(storyteller=g.pseudonym), settings)
+    helped = anonymise(transcript, Metadata(storyteller=g.pseudonym, names=[n["text"] for n in g.names]), settings)
+    original = letters(" ".join(w.word for w in transcript.words()))
+    for target in targets:
+        mentions = original.count(target)
+        r.name_mentions += mentions
+        left_plain = letters(" ".join(w.word for w in plain.transcript.words())).count(target)
+        left_helped = letters(" ".join(w.word for w in helped.transcript.words())).count(target)
+        r.hidden_plain += max(0, mentions - left_plain)
+        r.hidden_sidecar += max(0, mentions - left_helped)
+        if left_plain:
+            r.unfound_names.append(target)
+    return r
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def report(results: list[Result], split: str) -> str:
+    s = {k: sum(getattr(r, k) for r in results) for k in Result.__dataclass_fields__
+         if isinstance(getattr(results[0], k), (int, float))}
+    lines = [
+        f"## Split `{split}` ({len(results)} interviews, {s['gold']} gold quotes)",
+        "",
+        "| interview | gold | found in top 10 | theme P / R (found) | theme P / R (gold text) | candidates with interviewer speech | names hidden (no sidecar / sidecar) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.gold} | {r.found} | {ratio(r.theme_tp, r.theme_tp + r.theme_fp)} / "
+            f"{ratio(r.theme_tp, r.theme_tp + r.theme_fn)} | {ratio(r.gold_text_tp, r.gold_text_tp + r.gold_text_fp)} / "
+            f"{ratio(r.gold_text_tp, r.gold_text_tp + r.gold_text_fn)} | {r.with_interviewer} of {r.candidates} | "
+            f"{r.hidden_plain} / {r.hidden_sidecar} of {r.name_mentions} |"
+        )
+    lines += [
+        "",
+        f"- **recall@10: {ratio(s['found'], s['gold'])}** ({s['found']} of {s['gold']})",
+        f"- **theme precision {ratio(s['theme_tp'], s['theme_tp'] + s['theme_fp'])}**, recall "
+        f"{ratio(s['theme_tp'], s['theme_tp'] + s['theme_fn'])} (found quotes; "
+        f"{s['theme_tp']} right, {s['theme_fp']} extra, {s['theme_fn']} missed)",
+        f"- theme precision {ratio(s['gold_text_tp'], s['gold_text_tp'] + s['gold_text_fp'])}, recall "
+        f"{ratio(s['gold_text_tp'], s['gold_text_tp'] + s['gold_text_fn'])} (tagger on the gold quotes' text)",
+        f"- **interviewer speech: {s['with_interviewer']} of {s['candidates']} candidates**; "
+        f"{ratio(s['interviewer_s'], s['candidate_s'])} of candidate seconds",
+        f"- names hidden: {ratio(s['hidden_plain'], s['name_mentions'])} of {s['name_mentions']} spoken mentions "
+        f"with no sidecar help, {ratio(s['hidden_sidecar'], s['name_mentions'])} with the names in the sidecar",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=["tune", "test", "all"], default="tune")
+    ap.add_argument("--write", type=Path, help="append the Markdown result to this file")
+    ap.add_argument("--verbose", action="store_true", help="list missed quotes, theme errors and names")
+    args = ap.parse_args(argv)
+    golds = load_gold(args.split)
+    root = prepare(load_gold("all"))
+    settings = load_settings(root)
+    nlp = load_nlp(settings.extract.spacy_model)
+    tagger = tagger_for(nlp, PROJECT_THEMES)
+    results = [evaluate(g, transcript_of(root, g.name), settings, tagger, nlp) for g in golds]
+    text = report(results, args.split)
+    print(text)
+    if args.verbose:
+        for r in results:
+            for m in r.missed:
+                print(f"  {r.name} missed: {m}")
+            for w in r.wrong_themes:
+                print(f"  {r.name} themes: {w}")
+            if r.unfound_names:
+                print(f"  {r.name} names not hidden without sidecar: {r.unfound_names}")
+    if args.write:
+        with args.write.open("a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
