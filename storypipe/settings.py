@@ -103,6 +103,7 @@ class QuoteWeights(BaseModel):
     confidence: float = 1.0
     filler: float = 1.0
     carries_themes: float = 1.0
+    ends_turn: float = 1.0
 
 
 class Lexicon(BaseModel):
@@ -113,6 +114,7 @@ class Lexicon(BaseModel):
     fillers: list[str] = Field(default_factory=lambda: ["um", "uh", "erm", "er", "you know", "i mean"])
     dangling_openers: list[str] = Field(default_factory=lambda: ["and", "but", "so", "or", "because"])
     unresolved_openers: list[str] = Field(default_factory=lambda: ["it", "they", "that", "this", "he", "she"])
+    reply_openers: list[str] = Field(default_factory=lambda: ["yeah", "yes", "no", "well", "um", "oh"])
     stop_phrases: list[str] = Field(default_factory=lambda: ["a lot", "kind", "sort", "thing", "things"])
 
 

@@ -9,9 +9,12 @@ weighted mean of parts between 0 and 1, each stored in `why`:
 - first_person: "I", "my", "we"... (saturates at `saturation` hits)
 - evaluative: words of feeling and judgement from the lexicon (saturates likewise)
 - keyphrases: density of the story's key phrases in the quote (one per words_per_keyphrase words counts in full)
-- stands_alone: 0 if it opens with "and/but/so...", low if with an unresolved "it/they..."
+- stands_alone: 0 if it opens with "and/but/so...", low if with an unresolved "it/they...", lower
+  if with a reply word ("yeah", "well")
 - confidence: the speech recogniser's mean word probability
 - filler: 1 minus the share of "um", "you know"... (each filler costs 1/saturation)
+- ends_turn: 1 if it is the end of what the speaker said before the other spoke (where a
+  storyteller tends to land the point), else 0
 - carries_themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
   threshold counts half)
 
@@ -41,7 +44,7 @@ from tasks.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge
 log = logging.getLogger("storypipe")
 
 INTERVIEWER = "interviewer"
-SATURATION = 2  # hits at which first_person, evaluative and keyphrases count in full
+SATURATION = 2  # hits at which first_person, evaluative, filler and carries_themes count in full
 ENTITY_LABELS = {"PERSON", "GPE", "LOC", "ORG", "NORP", "FAC", "EVENT", "DATE"}
 
 __all__ = ["extract", "extract_story", "load_nlp", "speaker_turns"]
@@ -115,11 +118,23 @@ def score_parts(
         "evaluative": min(1.0, _count_phrases(tokens, lex.evaluative) / SATURATION),
         # Density, not count: with 25 key phrases nearly every long window holds two of them.
         "keyphrases": round(min(1.0, sum(f" {k} " in lemmas for k in keyphrase_keys) * cfg.words_per_keyphrase / max(1, n)), 3),
-        "stands_alone": 0.0 if first in lex.dangling_openers else 0.3 if first in lex.unresolved_openers else 1.0,
+        "stands_alone": _stands_alone(first, lex),
         "confidence": round(sum(w.probability for w in words) / max(1, len(words)), 3),
         "filler": max(0.0, 1 - _count_phrases(tokens, lex.fillers) / SATURATION),
         "carries_themes": round(min(1.0, theme_strength / SATURATION), 3),
     }
+
+
+def _stands_alone(first: str, lex) -> float:
+    """0 after "and/but/so" (it answers something said before), 0.3 after an unresolved "it/they",
+    0.6 after a reply word ("yeah", "well": the start of an answer, not of a quote)."""
+    if first in lex.dangling_openers:
+        return 0.0
+    if first in lex.unresolved_openers:
+        return 0.3
+    if first in lex.reply_openers:
+        return 0.6
+    return 1.0
 
 
 def weighted_score(parts: dict[str, float], cfg: ExtractSettings) -> float:
@@ -205,7 +220,7 @@ def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings):
                 if n > cfg.max_words or seconds > cfg.max_seconds:
                     break
                 if n >= cfg.min_words and seconds >= cfg.min_seconds:
-                    yield window
+                    yield window, j == len(sents)
 
 
 def is_near_duplicate(text: str, chosen: list[str], similarity: float) -> bool:
@@ -225,9 +240,10 @@ def candidate_quotes(
     keys = [k for k, _ in keyed]
     threshold = tagger.book.matching.threshold
     scored = []
-    for window in _windows(sentences_by_turn, cfg):
+    for window, ends_turn in _windows(sentences_by_turn, cfg):
         themes = tagger.rank(merge_hits([s.themes for s in window]))
         parts = score_parts(window, keys, cfg, sum(t.score for t in themes) / threshold)
+        parts["ends_turn"] = 1.0 if ends_turn else 0.0
         scored.append((weighted_score(parts, cfg), window, parts, themes))
     scored.sort(key=lambda x: -x[0])
     chosen: list[Quote] = []
