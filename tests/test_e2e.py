@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jiwer
 import pytest
+from rapidfuzz import fuzz
 from typer.testing import CliRunner
 
 from storypipe.cli import SAMPLE_DIR, app
@@ -181,12 +182,17 @@ def test_anonymised_story_is_staged_without_names(processed_root):
     layout, _, _, _ = processed_root
     story = story_by_source(layout, "second.wav")
     transcript = read_model(layout.story_dir(story.story_id) / "transcript.json", Transcript)
-    heard = [w for w in transcript.words() if w.word.strip(" .,").lower() in {"rochdale", "margaret"}]
-    assert len(heard) == 2, transcript.text
+    # However the recogniser spelt them ("Rachdale"), the two names are the words nearest to them.
+    heard = [max(transcript.words(), key=lambda w: fuzz.ratio(w.word.strip(" .,").lower(), name))
+             for name in ("rochdale", "margaret")]
+    assert all(fuzz.ratio(w.word.strip(" .,").lower(), n) >= 75 for w, n in zip(heard, ("rochdale", "margaret"))), \
+        transcript.text
     package = layout.staging / story.story_id
     text = (package / "transcript.txt").read_text() + (package / "transcript.vtt").read_text()
-    assert "[PLACE]" in text and "[NAME]" in text
-    assert "Rochdale" not in text and "Margaret" not in text and "my voice matters" in text
+    assert "[NAME]" in text and ("[PLACE]" in text or "[ORGANISATION]" in text)  # spaCy may take a town for an org
+    assert "my voice matters" in text
+    for w in heard:
+        assert w.word.strip(" .,") not in text
     rate = 16000
     pcm = decode_pcm16(package / "story.mp3", rate, 1).astype(float)
     original = decode_pcm16(layout.original_dir(story.story_id) / "second.wav", rate, 1).astype(float)
