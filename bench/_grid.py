@@ -12,11 +12,12 @@ def recall(settings):
     return found/tot
 base=s.extract.weights.model_dump()
 print("base", recall(s))
-for k in []:
+for k in base:
     for f in (0, 2):
         w=dict(base); w[k]=base[k]*f if f else 0
         s2=s.model_copy(deep=True); s2.extract.weights=type(s.extract.weights)(**w)
         print(k, w[k], round(recall(s2),3))
+import sys; sys.exit()
 s3=s.model_copy(deep=True); s3.extract.max_quotes=100
 found=tot=0
 for g in golds:

@@ -9,8 +9,8 @@ weighted mean of parts between 0 and 1, each stored in `why`:
 - first_person: "I", "my", "we"... (saturates at `saturation` hits)
 - evaluative: words of feeling and judgement from the lexicon (saturates likewise)
 - keyphrases: density of the story's key phrases in the quote (one per words_per_keyphrase words counts in full)
-- stands_alone: 0 if it opens with "and/but/so...", low if with an unresolved "it/they...", lower
-  if with a reply word ("yeah", "well")
+- stands_alone: 0 if it opens with "and that's why...", "but then...", low if with an unresolved
+  "it/they...", lower if with a reply word ("yeah", "well") or a plain "and/but"
 - confidence: the speech recogniser's mean word probability
 - filler: 1 minus the share of "um", "you know"... (each filler costs 1/saturation)
 - ends_turn: 1 if it is the end of what the speaker said before the other spoke (where a
@@ -106,7 +106,6 @@ def score_parts(
     else:
         length = 1.0
     text = " ".join(s.text for s in sents)
-    first = tokens[0] if tokens else ""
     lemmas = " ".join(s.lemmas for s in sents)
     words = [w for s in sents for w in s.words]
     return {
@@ -118,18 +117,21 @@ def score_parts(
         "evaluative": min(1.0, _count_phrases(tokens, lex.evaluative) / SATURATION),
         # Density, not count: with 25 key phrases nearly every long window holds two of them.
         "keyphrases": round(min(1.0, sum(f" {k} " in lemmas for k in keyphrase_keys) * cfg.words_per_keyphrase / max(1, n)), 3),
-        "stands_alone": _stands_alone(first, lex),
+        "stands_alone": _stands_alone(tokens, lex),
         "confidence": round(sum(w.probability for w in words) / max(1, len(words)), 3),
         "filler": max(0.0, 1 - _count_phrases(tokens, lex.fillers) / SATURATION),
         "carries_themes": round(min(1.0, theme_strength / SATURATION), 3),
     }
 
 
-def _stands_alone(first: str, lex) -> float:
-    """0 after "and/but/so" (it answers something said before), 0.3 after an unresolved "it/they",
-    0.6 after a reply word ("yeah", "well": the start of an answer, not of a quote)."""
+def _stands_alone(tokens: list[str], lex) -> float:
+    """1 for a quote that makes sense on its own. 0 after "and that's why", "but then", "so it": it
+    answers something said before. 0.3 after an unresolved "it/they". 0.6 after a reply word ("yeah",
+    "well") or a plain "and/but" ("And the doctors meet us as equals" reads fine without the "And")."""
+    first = tokens[0] if tokens else ""
+    second = tokens[1] if len(tokens) > 1 else ""
     if first in lex.dangling_openers:
-        return 0.0
+        return 0.0 if second in lex.unresolved_openers or second in lex.dangling_openers else 0.6
     if first in lex.unresolved_openers:
         return 0.3
     if first in lex.reply_openers:

@@ -116,9 +116,10 @@ class ThemeTagger:
     def hits(self, doclike) -> Hits:
         """Which descriptors a text (a spaCy Doc or Span) matched, and the cues that did it."""
         found: Hits = {}
+        doc = getattr(doclike, "doc", doclike)  # on a Span, matches come back in the Doc's positions
         for matcher in (self._lemma, self._lower):
             for match_id, start, end in matcher(doclike):
-                cue = doclike[start:end].text.lower()
+                cue = doc[start:end].text.lower()
                 spoken = found.setdefault(self._keys[match_id], [])
                 if cue not in spoken:
                     spoken.append(cue)

@@ -52,10 +52,12 @@ def test_interviewer_is_never_quoted(settings, transcript):
 
 
 def test_best_quote_is_first_person_and_evaluative(settings, transcript):
+    settings.extract.weights.ends_turn = 0  # here, only what is said decides
     quotes, _, _ = extract(transcript, settings.extract)
     assert [q.score for q in quotes] == sorted((q.score for q in quotes), reverse=True)
     assert "lived experience counted as expertise" in quotes[0].text
     assert quotes[0].why["first_person"] > 0 and quotes[0].why["evaluative"] > 0
+    assert all(cue for q in quotes for t in q.why["themes"].values() for cue in t["cues"])
 
 
 def test_dangling_opening_scores_lower(settings):
@@ -218,3 +220,15 @@ def test_flow_shows_quotes_as_a_prefect_artifact(tmp_path, settings, prefect_har
     assert artifact is not None and artifact.type == "markdown"
     assert "Sharing power" in artifact.data and "[NAME]" in artifact.data and "Margaret" not in artifact.data
     assert "Key phrases" in artifact.data
+
+
+def test_ends_turn_part(settings):
+    first = "When I joined the group I found people who understood what I had been through all those years."
+    last = "We painted the whole community centre together over one long weekend and it looked amazing after."
+    quotes, _, _ = extract(make_transcript([("storyteller", f"{first} {last}"), ("interviewer", "Lovely.")]),
+                           settings.extract)
+    by_text = {q.text: q for q in quotes}
+    if first in by_text:
+        assert by_text[first].why["ends_turn"] == 0.0
+    assert all(q.why["ends_turn"] == 1.0 for q in quotes if q.text.endswith(last))
+    assert any(q.text.endswith(last) for q in quotes)
