@@ -12,7 +12,7 @@ for g in golds:
         m=[q for q in top if overlap(gq['text'],q.text)[0]>=COVER and overlap(gq['text'],q.text)[1]>=PURITY]
         if m:
             found+=1; p=set(m[0].themes); w=set(gq['themes']); ftp+=len(p&w); ffp+=len(p-w); ffn+=len(w-p)
-        pred={x.theme for x in tg.match(nlp(gq['text']))}; want=set(gq['themes'])
+        pred=set(tg.tag(nlp(gq['text']))); want=set(gq['themes'])
         tp+=len(pred&want); fp+=len(pred-want); fn+=len(want-pred)
         if verbose and pred!=want:
             print(g.name, "gold", sorted(want), "got", [(x.theme,x.cues) for x in tg.match(nlp(gq['text']))]); print("   ", gq['text'])

@@ -16,7 +16,7 @@ weighted mean of parts between 0 and 1, each stored in `why`:
 - ends_turn: 1 if it is the end of what the speaker said before the other spoke (where a
   storyteller tends to land the point), else 0
 - carries_themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
-  threshold counts half)
+  suggestion threshold counts half)
 
 The best quotes are kept, skipping any that overlap a better one or repeat it in other words
 (rapidfuzz), up to max_quotes per story.
@@ -94,7 +94,7 @@ def score_parts(
     sents: list[Sentence], keyphrase_keys: list[str], cfg: ExtractSettings, theme_strength: float = 0.0
 ) -> dict[str, float]:
     """The transparent parts of a quote's score, each between 0 and 1. `theme_strength` is the sum of
-    the scores of the themes the quote is tagged with, in units of the codebook's threshold."""
+    the scores of the themes suggested for the quote, in units of the codebook's `suggest` level."""
     lex = cfg.lexicon
     tokens = [t for s in sents for t in s.tokens]
     n = len(tokens)
@@ -240,7 +240,7 @@ def candidate_quotes(
 ) -> list[Quote]:
     """Every window scored; the best ones that neither overlap nor repeat a better one."""
     keys = [k for k, _ in keyed]
-    threshold = tagger.book.matching.threshold
+    threshold = tagger.book.matching.suggest
     scored = []
     for window, ends_turn in _windows(sentences_by_turn, cfg):
         themes = tagger.rank(merge_hits([s.themes for s in window]))
@@ -267,8 +267,8 @@ def candidate_quotes(
                 speaker=window[0].speaker,
                 score=score,
                 keyphrases=[kp.text for k, kp in keyed if f" {k} " in lemmas],
-                themes=[t.theme for t in themes],
-                why={**parts, "themes": {t.theme: {"score": t.score, "cues": t.cues} for t in themes}},
+                themes=[t.theme for t in themes if t.tagged],
+                why={**parts, "themes": {t.theme: {"score": t.score, "cues": t.cues, "tagged": t.tagged} for t in themes}},
             )
         )
         if len(chosen) >= cfg.max_quotes:
@@ -358,7 +358,10 @@ def quotes_markdown(story_id: str, layout: Layout, settings: Settings) -> str:
         lines += ["_Anonymised: names are hidden._", ""]
     lines += ["| # | time | score | quote | themes |", "|---|---|---|---|---|"]
     for i, (q, text) in enumerate(zip(top, texts), 1):
-        themes = ", ".join(book.name_of(t) for t in q.themes) or "-"
+        suggested = q.why.get("themes", {})
+        themes = ", ".join(
+            book.name_of(t) + ("" if info.get("tagged", t in q.themes) else " (suggested)") for t, info in suggested.items()
+        ) or "-"
         mark = " (approved)" if q.status == "approved" else ""
         lines.append(f"| {i} | {_clock(q.start)}-{_clock(q.end)} | {q.score:.2f}{mark} | "
                      f"{text.replace('|', '/')} | {themes} |")

@@ -39,9 +39,11 @@ class Theme(BaseModel):
 
 
 class Matching(BaseModel):
-    threshold: float = 1.0
-    max_themes: int = 3
-    relative: float = 0.5
+    # A theme is suggested (shown in `why`, with its cues) from `suggest`, and tagged from `threshold`.
+    suggest: float = 1.0
+    threshold: float = 1.5
+    max_themes: int = 2
+    relative: float = 0.6
 
 
 class Codebook(BaseModel):
@@ -88,6 +90,7 @@ class ThemeMatch:
     theme: str
     score: float
     cues: list[str]  # the cues found, as spoken
+    tagged: bool  # strong enough to tag the quote; otherwise only a suggestion
 
 
 class ThemeTagger:
@@ -138,13 +141,18 @@ class ThemeTagger:
             return []
         best = ranked[0][1]
         return [
-            ThemeMatch(theme=t, score=round(s, 3), cues=cues[t])
+            ThemeMatch(theme=t, score=round(s, 3), cues=cues[t], tagged=s >= m.threshold)
             for t, s in ranked[: m.max_themes]
-            if s >= m.threshold and s >= m.relative * best
+            if s >= m.suggest and s >= m.relative * best
         ]
 
     def match(self, doclike) -> list[ThemeMatch]:
+        """Suggested and tagged themes of a text, strongest first."""
         return self.rank(self.hits(doclike))
+
+    def tag(self, doclike) -> list[str]:
+        """Only the themes strong enough to tag."""
+        return [m.theme for m in self.match(doclike) if m.tagged]
 
 
 def merge_hits(parts: list[Hits]) -> Hits:

@@ -72,7 +72,8 @@ def test_quotes_carry_themes_and_their_reasons(settings):
 def test_a_team_can_replace_the_codebook(tmp_path, settings):
     own = tmp_path / "themes.toml"
     own.write_text(
-        '[[themes]]\nid = "food"\nname = "Food"\n[[themes.descriptors]]\ntext = "meals"\ncues = ["soup", "dinner"]\n'
+        '[matching]\nthreshold = 1.0\n[[themes]]\nid = "food"\nname = "Food"\n[[themes.descriptors]]\ntext = "meals"\n'
+        'cues = ["soup", "dinner"]\n'
     )
     assert codebook_path(tmp_path) == own
     t = make_transcript([("storyteller", "Every Friday we made soup together in the church hall and I felt at home for the very first time.")])
