@@ -95,6 +95,32 @@ class Result:
     unfound_names: list[str] = field(default_factory=list)
 
 
+def blind_report(settings) -> str:
+    """The theme tagger alone on bench/quotes/blind-quotes.yaml: quotes written after all tuning by a
+    writer who saw nothing else (no audio: themes only)."""
+    data = yaml.safe_load((DATA / "blind-quotes.yaml").read_text("utf-8"))
+    nlp = load_nlp(settings.extract.spacy_model)
+    tagger = tagger_for(nlp, PROJECT_THEMES)
+    counts = {k: [0, 0, 0] for k in ("tagged", "suggested")}  # right, extra, missed
+    untagged_hits = {"tagged": 0, "suggested": 0}
+    none = 0
+    for q in data["quotes"]:
+        matches = tagger.match(nlp(q["text"]))
+        want = set(q["themes"])
+        none += not want
+        for kind, got in (("tagged", {m.theme for m in matches if m.tagged}), ("suggested", {m.theme for m in matches})):
+            counts[kind][0] += len(got & want)
+            counts[kind][1] += len(got - want)
+            counts[kind][2] += len(want - got)
+            untagged_hits[kind] += bool(got) and not want
+    lines = [f"## Theme tagger on {len(data['quotes'])} blind quotes ({none} with no theme)", "",
+             "| themes | precision | recall | right | extra | missed | no-theme quotes given a theme |", "|---|---|---|---|---|---|---|"]
+    for kind, (right, extra, missed) in counts.items():
+        lines.append(f"| {kind} | {ratio(right, right + extra)} | {ratio(right, right + missed)} | {right} | {extra} | {missed} | "
+                     f"{untagged_hits[kind]} of {none} |")
+    return "\n".join(lines) + "\n"
+
+
 def load_gold(split: str) -> list[Gold]:
     out = []
     for txt in sorted(DATA.glob("*.txt")):
@@ -251,10 +277,17 @@ def report(results: list[Result], split: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=["tune", "test", "holdout", "all"], default="tune")
+    ap.add_argument("--split", choices=["tune", "final", "blind", "all"], default="tune")
     ap.add_argument("--write", type=Path, help="append the Markdown result to this file")
     ap.add_argument("--verbose", action="store_true", help="list missed quotes, theme errors and names")
     args = ap.parse_args(argv)
+    if args.split == "blind":
+        text = blind_report(load_settings())
+        print(text)
+        if args.write:
+            with args.write.open("a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return 0
     golds = load_gold(args.split)
     root = prepare(load_gold("all"))
     settings = load_settings(root)

@@ -217,12 +217,21 @@ def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings):
                 window = sents[i:j]
                 if window[-1].text.endswith("?"):
                     break  # questions are the interviewer's part, even before speakers are known
+                if _is_backchannel(window[0], cfg) or _is_backchannel(window[-1], cfg):
+                    continue
                 n = sum(len(s.tokens) for s in window)
                 seconds = window[-1].words[-1].end - window[0].words[0].start
                 if n > cfg.max_words or seconds > cfg.max_seconds:
                     break
                 if n >= cfg.min_words and seconds >= cfg.min_seconds:
                     yield window, j == len(sents)
+
+
+def _is_backchannel(sentence: Sentence, cfg: ExtractSettings) -> bool:
+    """"Yeah." "Mm-mm." "Ah," on its own: at a turn's edge it is often the other speaker's, given to
+    this one by the speaker labels, and it is never part of a quote."""
+    lex = cfg.lexicon
+    return 0 < len(sentence.tokens) <= 2 and all(t in lex.reply_openers or t in lex.fillers for t in sentence.tokens)
 
 
 def is_near_duplicate(text: str, chosen: list[str], similarity: float) -> bool:

@@ -232,3 +232,10 @@ def test_ends_turn_part(settings):
         assert by_text[first].why["ends_turn"] == 0.0
     assert all(q.why["ends_turn"] == 1.0 for q in quotes if q.text.endswith(last))
     assert any(q.text.endswith(last) for q in quotes)
+
+
+def test_a_lone_yeah_never_starts_or_ends_a_quote(settings):
+    text = ("Yeah. When I joined the group I found people who understood what I had been through all those years. "
+            "Mm-mm.")
+    quotes, _, _ = extract(make_transcript([("storyteller", text)]), settings.extract)
+    assert quotes and all(not q.text.startswith("Yeah") and not q.text.endswith("Mm-mm.") for q in quotes)
