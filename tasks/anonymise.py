@@ -84,8 +84,10 @@ def known_names(metadata: Metadata | None, cfg: AnonymiseSettings) -> list[Known
     for text, label in raw:
         parts = [p for p in re.findall(r"[^\W\d_]+", text) if p.lower() not in _NAME_NOISE]
         whole = "".join(letters(p) for p in parts)
-        if len(whole) >= 2:
-            out.setdefault(whole, KnownName(whole, label, capitalised=True))
+        # "Express and Star" is said with its "and"; "the Job Centre" is often said without "the".
+        for key in {whole, letters(text)}:
+            if len(key) >= 2:
+                out.setdefault(key, KnownName(key, label, capitalised=True))
         if label == "NAME" and len(parts) > 1:
             for p in parts:
                 if len(p) >= 3:

@@ -86,3 +86,10 @@ def test_plain_sentences_are_unchanged(settings, text):
     t = make_transcript([("storyteller", text)])
     out = anonymise(t, Metadata(interviewer="Sam", names=["Will"]), settings)
     assert out.transcript.segments[0].text == text and out.mute == []
+
+
+def test_sidecar_names_with_small_words_inside(settings):
+    t = make_transcript([("storyteller", "The Express and Star ran a story about the Job Centre and us.")])
+    out = anonymise(t, Metadata(names=["Express and Star", "the Job Centre"]), settings)
+    text = out.transcript.segments[0].text
+    assert "Express" not in text and "Star" not in text and "Job Centre" not in text, text
