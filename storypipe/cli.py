@@ -237,6 +237,40 @@ def status_cmd(
         console.print(f"[yellow]waiting[/yellow] {name}: its recording has not arrived in the inbox yet")
 
 
+def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str) -> None:
+    from tasks import review
+
+    try:
+        quotes = review.decide(Layout(_resolve_root(root)), story_id, quote_ids, status)
+    except review.ReviewError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    word = {"approved": "Approved", "rejected": "Rejected"}[status]
+    for q in quotes.quotes:
+        if q.id in quote_ids:
+            console.print(f"{word} {q.id}: {q.text[:80]}")
+
+
+@app.command()
+def approve(
+    story_id: Annotated[str, typer.Argument(help="The story, as `storypipe status` shows it.")],
+    quote_ids: Annotated[list[str], typer.Argument(help="One or more quote ids from quotes.json.")],
+    root: RootOption = None,
+) -> None:
+    """Approve quotes (the same decision as in the review app); exit 2 for an unknown story or quote."""
+    _decide(root, story_id, quote_ids, "approved")
+
+
+@app.command()
+def reject(
+    story_id: Annotated[str, typer.Argument(help="The story, as `storypipe status` shows it.")],
+    quote_ids: Annotated[list[str], typer.Argument(help="One or more quote ids from quotes.json.")],
+    root: RootOption = None,
+) -> None:
+    """Reject quotes (the same decision as in the review app); exit 2 for an unknown story or quote."""
+    _decide(root, story_id, quote_ids, "rejected")
+
+
 @app.command()
 def demo(
     root: Annotated[

@@ -105,6 +105,8 @@ class Story(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     # Plain-words notes for the team: why a story was held back, what went wrong.
     problems: list[str] = Field(default_factory=list)
+    # When a person marked the transcript and quotes as checked against the recording.
+    reviewed_at: dt.datetime | None = None
 
     def advance(self, state: State, seconds: float | None = None, note: str | None = None) -> Story:
         """Record that the story reached a state (history keeps every step, with its timing)."""
@@ -132,6 +134,8 @@ class Segment(BaseModel):
     compression_ratio: float | None = None
     low_confidence: bool = False
     words: list[Word] = Field(default_factory=list)
+    # The recogniser's own text, kept when a reviewer corrects `text` (exports use `text`).
+    machine_text: str | None = None
 
 
 class Transcript(BaseModel):
@@ -147,6 +151,8 @@ class Transcript(BaseModel):
     # Plain-words cautions for the reviewer (e.g. "the speech may not be English").
     warnings: list[str] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
+    # Names the reviewer gave the speaker labels ({"storyteller": "Ros"}); labels stay as they are.
+    speaker_names: dict[str, str] = Field(default_factory=dict)
 
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in s.words]
@@ -171,6 +177,8 @@ class Quote(BaseModel):
     why: dict[str, Any] = Field(default_factory=dict)
     title: str | None = None
     description: str | None = None
+    # Set when a person moved the quote's edges or made it from a selection: a re-run keeps it.
+    edited: bool = False
 
 
 class QuotesFile(BaseModel):

@@ -223,7 +223,8 @@ def anonymise(transcript: Transcript, metadata: Metadata | None, settings: Setti
         new_words += seg.words[i:]
         text = "".join(w.word for w in new_words).strip()
         segments.append(seg.model_copy(update={"words": new_words, "text": text}))
-    redacted = transcript.model_copy(update={"segments": segments})
+    # The reviewer's names for the speakers are names too: the labels (storyteller, interviewer) stay.
+    redacted = transcript.model_copy(update={"segments": segments, "speaker_names": {}})
     return Anonymised(redacted, redactions, mute_spans(redactions, cfg.pad_s, transcript.duration_s), known)
 
 

@@ -287,7 +287,7 @@ def candidate_quotes(
 
 def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
     """Human decisions and edits survive a re-run: decided quotes are kept as they were."""
-    decided = {q.id: q for q in previous if q.status != "candidate" or q.title or q.description}
+    decided = {q.id: q for q in previous if q.status != "candidate" or q.title or q.description or q.edited}
     merged = [decided.pop(q.id, q) for q in new] + list(decided.values())
     return sorted(merged, key=lambda q: -q.score)
 

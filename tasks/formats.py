@@ -35,7 +35,7 @@ def transcript_text(transcript: Transcript, title: str | None = None, mark: bool
     for warning in transcript.warnings:
         lines += [f"Warning: {warning}", ""]
     for seg in transcript.segments:
-        who = f"{seg.speaker}: " if seg.speaker else ""
+        who = f"{transcript.speaker_names.get(seg.speaker, seg.speaker)}: " if seg.speaker else ""
         flag = f"{LOW} " if mark and seg.low_confidence else ""
         text = marked_text(seg) if mark else seg.text.strip()
         lines.append(f"[{clock(seg.start)}] {flag}{who}{text}")

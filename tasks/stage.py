@@ -144,6 +144,21 @@ def stage_story(story_id: str, layout: Layout, settings: Settings) -> Path | Non
     return target
 
 
+def unstage(story_id: str, layout: Layout) -> bool:
+    """Remove a story's staged package (consent withdrawn or changed); True if there was one."""
+    target = layout.staging / story_id
+    if not target.exists():
+        return False
+    gone = target.rename(layout.staging / f".{story_id}.withdrawn-{int(time.time())}")
+    shutil.rmtree(gone, ignore_errors=True)
+    path = layout.story_dir(story_id) / "story.json"
+    story = read_model(path, Story)
+    if story.state == "staged":
+        story.advance("extracted", note="staged package removed")
+        write_model(path, story)
+    return True
+
+
 # ---- Prefect wrapper ----
 from prefect import task  # noqa: E402
 

@@ -1,0 +1,152 @@
+"""Review changes as plain functions: edits, speakers, quote decisions, consent; versions and ids."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from storypipe.cli import app
+from storypipe.jsonio import read_model, write_model
+from storypipe.layout import Layout
+from storypipe.models import Consent, QuotesFile, Story, Transcript
+from tasks import review
+from tasks.extract import extract_story
+from tests.factories import make_story, make_transcript
+
+TEXT = ("I felt invisible for years and nobody asked what I thought. When we started the peer support group, "
+        "for the first time my lived experience counted as expertise and the managers treated us as equals.")
+
+
+@pytest.fixture
+def root(tmp_path, settings):
+    layout = Layout(tmp_path).ensure()
+    transcript = make_transcript([("interviewer", "What was it like for you at the start of the project?"),
+                                  ("storyteller", TEXT)], "ros-12345678")
+    story = make_story(transcript.story_id, title="Heard", storyteller="Ros").advance("transcribed")
+    folder = layout.story_dir(story.story_id)
+    write_model(folder / "story.json", story)
+    write_model(folder / "transcript.json", transcript)
+    extract_story(story.story_id, layout, settings)
+    return layout
+
+
+SID = "ros-12345678"
+
+
+def load(layout, name, model):
+    return read_model(layout.story_dir(SID) / name, model)
+
+
+def test_realign_keeps_unchanged_word_times_and_shares_the_rest(root):
+    seg = load(root, "transcript.json", Transcript).segments[1]
+    words = review.realign_words(seg.words, seg.text.replace("invisible", "unseen and ignored"), seg.start, seg.end)
+    assert words[0].word == " I" and (words[0].start, words[0].end) == (seg.words[0].start, seg.words[0].end)
+    assert words[1].start == seg.words[1].start  # "felt" is unchanged
+    new = words[2:5]
+    assert [w.word.strip() for w in new] == ["unseen", "and", "ignored"]
+    assert seg.words[1].end <= new[0].start < new[-1].end <= seg.words[3].start  # between "felt" and "for"
+    assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+
+
+def test_edit_segment_keeps_machine_text_and_updates_exports(root):
+    before = review.version(root.story_dir(SID) / "transcript.json")
+    review.edit_segment(root, SID, 1, TEXT.replace("peer support", "peer-support"), before)
+    t = load(root, "transcript.json", Transcript)
+    assert "peer-support" in t.segments[1].text and t.segments[1].machine_text == TEXT
+    assert "peer-support" in (root.story_dir(SID) / "transcript.txt").read_text()
+    assert "peer-support" in (root.story_dir(SID) / "transcript.vtt").read_text()
+    with pytest.raises(review.StaleVersion) as err:
+        review.edit_segment(root, SID, 1, "Something else entirely.", before)
+    assert "Reload the page" in str(err.value)
+    assert "peer-support" in load(root, "transcript.json", Transcript).segments[1].text
+
+
+def test_rename_speaker_shows_in_the_text_export(root):
+    review.rename_speaker(root, SID, "interviewer", "Sam", None)
+    assert "Sam: What was it like" in (root.story_dir(SID) / "transcript.txt").read_text()
+    with pytest.raises(review.NotFound):
+        review.rename_speaker(root, SID, "narrator", "X", None)
+
+
+def test_decisions_and_quote_edges(root):
+    quotes = load(root, "quotes.json", QuotesFile).quotes
+    q = quotes[0]
+    review.decide(root, SID, [q.id], "approved")
+    review.update_quote(root, SID, q.id, None, widen_start=-2, title="Counted", description="From Ros")
+    after = next(x for x in load(root, "quotes.json", QuotesFile).quotes if x.id == q.id)
+    assert after.status == "approved" and after.title == "Counted" and after.edited
+    assert after.start > q.start and len(after.text.split()) == len(q.text.split()) - 2
+    review.update_quote(root, SID, q.id, None, widen_start=2)
+    again = next(x for x in load(root, "quotes.json", QuotesFile).quotes if x.id == q.id)
+    assert again.start == q.start and again.text == q.text
+
+
+def test_new_quote_from_a_selection(root):
+    t = load(root, "transcript.json", Transcript)
+    words = t.segments[1].words
+    quote = review.new_quote(root, SID, words[2].start, words[9].end)
+    assert quote.status == "approved" and quote.text.startswith("invisible") and quote.speaker == "storyteller"
+    assert quote.id in {q.id for q in load(root, "quotes.json", QuotesFile).quotes}
+
+
+@pytest.mark.parametrize("bad", ["../etc", "ROS-1", "", "ros-12345678/../x", "a" * 200])
+def test_bad_story_ids_are_refused(root, bad):
+    with pytest.raises(review.NotFound):
+        review.mark_reviewed(root, bad)
+
+
+def test_unknown_quote_changes_nothing(root):
+    before = (root.story_dir(SID) / "quotes.json").read_bytes()
+    good = load(root, "quotes.json", QuotesFile).quotes[0].id
+    with pytest.raises(review.NotFound):
+        review.decide(root, SID, [good, "qnothere"], "approved")
+    assert (root.story_dir(SID) / "quotes.json").read_bytes() == before
+
+
+def test_mark_reviewed_is_recorded(root):
+    story = review.mark_reviewed(root, SID)
+    assert story.reviewed_at is not None and story.history[-1].note == "transcript and quotes reviewed"
+
+
+def test_consent_withdrawal_removes_the_staged_package(root, settings, monkeypatch):
+    from tasks import stage
+
+    staged = []
+    monkeypatch.setattr(stage, "stage_story", lambda sid, layout, s: staged.append(sid))
+    (root.staging / SID).mkdir(parents=True)
+    (root.staging / SID / "story.mp3").write_bytes(b"x")
+    story = load(root, "story.json", Story)
+    story.consent = Consent(transcript=True, clips=True, full_story=True, anonymise=False)
+    story.advance("staged")
+    write_model(root.story_dir(SID) / "story.json", story)
+
+    after = review.change_consent(root, SID, {"full_story": False}, settings)
+    assert not (root.staging / SID).exists()
+    assert after.consent.full_story is False and after.state == "extracted"
+    assert any(h.note == "consent changed: full_story no" for h in after.history)
+    assert staged == []
+    review.change_consent(root, SID, {"full_story": True}, settings)
+    assert staged == [SID]
+    with pytest.raises(review.ReviewError):
+        review.change_consent(root, SID, {"publish_everything": True}, settings)
+
+
+def test_approve_and_reject_commands(root):
+    quotes = load(root, "quotes.json", QuotesFile).quotes
+    runner = CliRunner()
+    ok = runner.invoke(app, ["approve", SID, quotes[0].id, "--root", str(root.root)])
+    assert ok.exit_code == 0, ok.output
+    assert {q.id: q.status for q in load(root, "quotes.json", QuotesFile).quotes}[quotes[0].id] == "approved"
+    no = runner.invoke(app, ["reject", SID, quotes[0].id, "--root", str(root.root)])
+    assert no.exit_code == 0 and "Rejected" in no.output
+    assert {q.id: q.status for q in load(root, "quotes.json", QuotesFile).quotes}[quotes[0].id] == "rejected"
+    assert runner.invoke(app, ["approve", SID, "qmissing", "--root", str(root.root)]).exit_code == 2
+    assert runner.invoke(app, ["approve", "no-such-story", quotes[0].id, "--root", str(root.root)]).exit_code == 2
+
+
+def test_rerun_of_extraction_keeps_edited_quotes(root, settings):
+    q = load(root, "quotes.json", QuotesFile).quotes[0]
+    review.update_quote(root, SID, q.id, None, widen_end=-1)
+    extract_story(SID, root, settings)
+    kept = next(x for x in load(root, "quotes.json", QuotesFile).quotes if x.id == q.id)
+    assert kept.edited and kept.end < q.end
