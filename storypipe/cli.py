@@ -237,6 +237,33 @@ def status_cmd(
         console.print(f"[yellow]waiting[/yellow] {name}: its recording has not arrived in the inbox yet")
 
 
+@app.command()
+def review(
+    root: RootOption = None,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but 127.0.0.1 needs the "
+                                                     "access link printed at start.")] = "127.0.0.1",
+) -> None:
+    """Open the review app: listen to each story, correct its transcript, decide on quotes (Ctrl-C to stop)."""
+    import secrets
+
+    import uvicorn
+
+    from storypipe.web.app import create_app
+
+    layout = Layout(_resolve_root(root)).ensure()
+    local = host in ("127.0.0.1", "localhost", "::1")
+    token = None if local else secrets.token_urlsafe(18)
+    url = f"http://{host if local else host}:{port}/" + ("" if local else f"?token={token}")
+    console.print(f"Review app for {layout.root}: open [bold]{url}[/bold]  (Ctrl-C to stop)")
+    if not local:
+        console.print("[yellow]Reachable from other machines: share the link above only with your team.[/yellow]")
+    try:
+        uvicorn.run(create_app(layout.root, token), host=host, port=port, log_level="warning")
+    except KeyboardInterrupt:  # pragma: no cover - uvicorn handles Ctrl-C itself
+        pass
+
+
 def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str) -> None:
     from tasks import review
 

@@ -1,0 +1,154 @@
+"""The review app over HTTP: every route, and the bad cases (unknown ids, traversal, stale versions,
+cross-site requests, the remote-access token)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from storypipe.jsonio import read_model, write_model
+from storypipe.layout import Layout
+from storypipe.models import Consent, QuotesFile, Story, Transcript
+from storypipe.web.app import create_app
+from tasks.extract import extract_story
+from tests import audio_fixtures as af
+from tests.factories import make_story, make_transcript
+
+SID = "ros-12345678"
+TEXT = ("I felt invisible for years and nobody asked what I thought. When we started the peer support group, "
+        "for the first time my lived experience counted as expertise and the managers treated us as equals.")
+
+
+@pytest.fixture
+def layout(tmp_path, settings):
+    layout = Layout(tmp_path).ensure()
+    transcript = make_transcript([("interviewer", "What was it like for you at the start of the project?"),
+                                  ("storyteller", TEXT)], SID)
+    transcript.segments[1].words[2].low_confidence = True
+    story = make_story(SID, "ros.wav", title="Heard", storyteller="Ros").advance("transcribed")
+    write_model(layout.story_dir(SID) / "story.json", story)
+    write_model(layout.story_dir(SID) / "transcript.json", transcript)
+    extract_story(SID, layout, settings)
+    af.sine(layout.original_dir(SID), "ros.wav", duration=2.0)
+    return layout
+
+
+@pytest.fixture
+def client(layout):
+    return TestClient(create_app(layout.root))
+
+
+def csrf_of(client) -> str:
+    return re.search(r'name="csrf" content="([^"]+)"', client.get("/").text).group(1)
+
+
+def api(client, path, body):
+    return client.post(f"/api/stories/{SID}{path}", json=body, headers={"X-CSRF-Token": csrf_of(client)})
+
+
+def test_list_shows_state_length_approvals_and_unsure_words(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Heard" in page.text and "unsure words to check" in page.text and "0 of" in page.text
+    assert SID in client.get("/?state=extracted").text
+    assert SID not in client.get("/?state=staged").text
+
+
+def test_story_page_has_player_words_quotes_and_consent(client):
+    page = client.get(f"/stories/{SID}")
+    assert page.status_code == 200
+    assert f'src="/stories/{SID}/audio"' in page.text
+    assert 'class="w low"' in page.text and 'data-s="' in page.text
+    assert 'class="quote quote-candidate"' in page.text
+    assert 'id="consent-form"' in page.text and "Keyboard shortcuts" in page.text
+
+
+def test_audio_supports_range_requests(client):
+    whole = client.get(f"/stories/{SID}/audio")
+    part = client.get(f"/stories/{SID}/audio", headers={"Range": "bytes=100-199"})
+    assert whole.status_code == 200 and part.status_code == 206
+    assert part.content == whole.content[100:200]
+    assert part.headers["content-range"].startswith("bytes 100-199/")
+
+
+@pytest.mark.parametrize("path", ["/stories/nope-00000000", "/stories/..%2F..%2Fetc", "/stories/ROS",
+                                  "/api/stories/nope-00000000", "/stories/nope-00000000/audio"])
+def test_unknown_and_traversal_ids_are_404(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_edit_segment_and_stale_version(client, layout):
+    data = client.get(f"/api/stories/{SID}").json()
+    v = data["versions"]["transcript"]
+    r = api(client, "/segments/1", {"text": TEXT.replace("invisible", "unseen"), "version": v})
+    assert r.status_code == 200 and "unseen" in r.json()["transcript"]["segments"][1]["text"]
+    stale = api(client, "/segments/1", {"text": "Something else.", "version": v})
+    assert stale.status_code == 409 and "Reload the page" in stale.json()["error"]
+    t = read_model(layout.story_dir(SID) / "transcript.json", Transcript)
+    assert t.segments[1].machine_text == TEXT and "unseen" in t.segments[1].text
+    assert api(client, "/segments/99", {"text": "x", "version": None}).status_code == 404
+    assert api(client, "/segments/1", {"text": "   ", "version": None}).status_code == 400
+
+
+def test_speakers_reviewed_and_quotes(client, layout):
+    assert api(client, "/speakers", {"label": "interviewer", "name": "Sam"}).status_code == 200
+    assert "Sam" in client.get(f"/stories/{SID}").text
+    assert api(client, "/reviewed", {}).json()["story"]["reviewed_at"]
+    q = read_model(layout.story_dir(SID) / "quotes.json", QuotesFile).quotes[0]
+    r = api(client, f"/quotes/{q.id}", {"status": "approved", "widen_end": -1, "title": "Counted"})
+    new = next(x for x in r.json()["quotes"] if x["id"] == q.id)
+    assert new["status"] == "approved" and new["title"] == "Counted" and new["end"] < q.end
+    assert api(client, "/quotes/qmissing", {"status": "approved"}).status_code == 404
+    assert api(client, f"/quotes/{q.id}", {"status": "maybe"}).status_code == 400
+    words = read_model(layout.story_dir(SID) / "transcript.json", Transcript).segments[1].words
+    made = api(client, "/quotes", {"start": words[0].start, "end": words[5].end})
+    assert any(x["why"].get("chosen_by_reviewer") for x in made.json()["quotes"])
+
+
+def test_consent_change_is_recorded(client, layout):
+    r = api(client, "/consent", {"clips": True})
+    assert r.status_code == 200 and r.json()["story"]["consent"]["clips"] is True
+    story = read_model(layout.story_dir(SID) / "story.json", Story)
+    assert story.history[-1].note == "consent changed: clips yes"
+    assert api(client, "/consent", {"clips": "maybe"}).status_code == 400
+
+
+def test_state_changes_need_the_csrf_token_and_same_origin(client, layout):
+    before = (layout.story_dir(SID) / "story.json").read_bytes()
+    assert client.post(f"/api/stories/{SID}/reviewed").status_code == 403
+    assert client.post(f"/api/stories/{SID}/reviewed", headers={"X-CSRF-Token": "guess"}).status_code == 403
+    other = client.post(f"/api/stories/{SID}/reviewed",
+                        headers={"X-CSRF-Token": csrf_of(client), "Origin": "http://evil.example"})
+    assert other.status_code == 403
+    assert (layout.story_dir(SID) / "story.json").read_bytes() == before
+
+
+def test_intake_writes_sidecar_then_audio_into_the_inbox(client, layout):
+    form = {"csrf": csrf_of(client), "title": "New one", "storyteller": "J.", "names": "Margaret, Rochdale",
+            "clips": "yes", "transcript": "yes"}
+    files = {"recording": ("My Story 01.mp3", io.BytesIO(b"ID3fake"), "audio/mpeg")}
+    r = client.post("/add", data=form, files=files)
+    assert r.status_code == 200 and "in the inbox" in r.text
+    assert (layout.inbox / "My Story 01.mp3").read_bytes() == b"ID3fake"
+    sidecar = yaml.safe_load((layout.inbox / "My Story 01.yaml").read_text())
+    assert sidecar["consent"] == {"transcript": True, "clips": True, "full_story": False, "anonymise": False}
+    assert sidecar["names"] == ["Margaret", "Rochdale"] and sidecar["title"] == "New one"
+    assert not [p for p in layout.inbox.iterdir() if p.name.startswith(".")]
+    again = client.post("/add", data=form, files={"recording": ("My Story 01.mp3", io.BytesIO(b"x"), "audio/mpeg")})
+    assert again.status_code == 400 and "already waiting" in again.text
+    bad = client.post("/add", data={**form, "recorded_on": "not a date"},
+                      files={"recording": ("other.mp3", io.BytesIO(b"x"), "audio/mpeg")})
+    assert bad.status_code == 400 and "recorded_on" in bad.text and not (layout.inbox / "other.mp3").exists()
+    assert client.post("/add", data={"title": "x"}, files=files).status_code == 403  # no csrf
+
+
+def test_another_host_needs_the_access_token(layout):
+    client = TestClient(create_app(layout.root, access_token="s3cret"))
+    assert client.get("/").status_code == 403
+    r = client.get("/?token=s3cret", follow_redirects=False)
+    assert r.status_code == 303 and "token" not in r.headers["location"]
+    assert client.get("/").status_code == 200  # the cookie carries it from now on
