@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storypipe.jsonio import read_model, write_model
+from storypipe.jsonio import BadFileError, read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Segment, Story, Transcript
 from storypipe.settings import Settings
@@ -90,10 +90,29 @@ def label_speakers(
     return speakers.label_speakers(segments, mono, channels, n_speakers=n, roles=story.metadata.speaker_roles)
 
 
+def _reviewed_transcript(story_dir: Path) -> Transcript | None:
+    path = story_dir / "transcript.json"
+    if not path.exists():
+        return None
+    try:
+        transcript = read_model(path, Transcript)
+    except BadFileError:
+        return None
+    edited = transcript.speaker_names or any(s.machine_text is not None for s in transcript.segments)
+    return transcript if edited else None
+
+
 def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Transcript:
     """Transcribe one ingested story and write transcript.json, .txt, .srt and .vtt beside story.json."""
     story_dir = layout.story_dir(story_id)
     story = read_model(story_dir / "story.json", Story)
+    reviewed = _reviewed_transcript(story_dir)
+    if reviewed is not None:
+        # A person has corrected this transcript: a re-run never replaces their work (contract).
+        story.advance("transcribed", note="kept the reviewed transcript")
+        write_model(story_dir / "story.json", story)
+        log.info("Kept the reviewed transcript of %s", story_id, extra={"story": story_id})
+        return reviewed
     speech = audio.read_wav_float(speech_wav(story, layout, settings))
     channels = speech if speech.ndim == 2 else None
     mono = speech.mean(axis=1) if channels is not None else speech

@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser import chromium_available, chromium_path, launch_browser
+from tests.browser import launch_browser
 
-pytestmark = pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {chromium_path()}")
 
 HTML = (
     "<!doctype html><html><head><meta charset='utf-8'><title>smoke</title></head>"

@@ -150,3 +150,14 @@ def test_rerun_of_extraction_keeps_edited_quotes(root, settings):
     extract_story(SID, root, settings)
     kept = next(x for x in load(root, "quotes.json", QuotesFile).quotes if x.id == q.id)
     assert kept.edited and kept.end < q.end
+
+
+def test_a_rerun_of_transcription_keeps_the_reviewed_transcript(root, settings, monkeypatch):
+    from tasks import transcribe
+
+    review.edit_segment(root, SID, 1, TEXT.replace("invisible", "unseen"), None)
+    monkeypatch.setattr(transcribe, "get_engine", lambda cfg: pytest.fail("must not transcribe again"))
+    kept = transcribe.transcribe_story(SID, root, settings)
+    assert "unseen" in kept.segments[1].text
+    assert "unseen" in load(root, "transcript.json", Transcript).segments[1].text
+    assert load(root, "story.json", Story).history[-1].note == "kept the reviewed transcript"

@@ -152,3 +152,11 @@ def test_another_host_needs_the_access_token(layout):
     r = client.get("/?token=s3cret", follow_redirects=False)
     assert r.status_code == 303 and "token" not in r.headers["location"]
     assert client.get("/").status_code == 200  # the cookie carries it from now on
+
+
+def test_intake_form_and_static_files_are_served(client):
+    page = client.get("/add")
+    assert page.status_code == 200 and 'type="file"' in page.text and "What the storyteller agreed to" in page.text
+    assert 'name="csrf"' in page.text and "Names of people and places must be hidden" in page.text
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text

@@ -118,10 +118,22 @@
     }
     const fresh = await post(`/quotes/${id}`, body);
     if (body.widen_start || body.widen_end) {
+      // Update the card in place and play the new extent at once, so the change can be heard.
       const nq = fresh.quotes.find((x) => x.id === id);
-      sessionStorage.setItem("storypipe-play", JSON.stringify([nq.start, nq.end]));
+      q.dataset.start = nq.start;
+      q.dataset.end = nq.end;
+      q.querySelector("blockquote").textContent = nq.text;
+      q.querySelector(".quote-meta .span").textContent = `${clock(nq.start)}–${clock(nq.end)}`;
+      data.versions = fresh.versions;
+      say("Edges moved: playing the quote as it is now.");
+      return playFrom(nq.start, nq.end);
     }
     reloadAt(`q-${id}`);
+  }
+
+  function clock(t) {
+    const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), s = Math.floor(t % 60);
+    return `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
   }
   quotes.forEach((q, i) => {
     q.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", () => { current = i; quoteAction(q, b.dataset.act); }));
@@ -134,14 +146,6 @@
     q.addEventListener("focusin", () => { current = i; });
   });
 
-  // After widening or narrowing, let the reviewer hear the result (one click: browsers need a gesture).
-  const toPlay = sessionStorage.getItem("storypipe-play");
-  if (toPlay) {
-    sessionStorage.removeItem("storypipe-play");
-    const [s, e] = JSON.parse(toPlay);
-    say("Edges moved. Press Play on the quote to hear it.");
-    player.currentTime = s;
-  }
   if (location.hash.startsWith("#q-")) {
     const el = document.getElementById(location.hash.slice(1));
     if (el) { current = quotes.indexOf(el); el.focus(); }
