@@ -269,8 +269,9 @@ def new_quote(layout: Layout, story_id: str, start: float, end: float, based_on:
 def change_consent(layout: Layout, story_id: str, changes: dict[str, bool], settings: Settings,
                    based_on: str | None = None) -> Story:
     """Change what the storyteller consents to. A withdrawal takes effect at once: the staged
-    package goes. A new permission to publish the full story stages it now."""
-    from tasks import stage
+    package goes, and so do the story's clips that are not yet published. A new permission to
+    publish the full story stages it now."""
+    from tasks import clips, stage
 
     unknown = set(changes) - set(Consent.model_fields)
     if unknown:
@@ -292,6 +293,8 @@ def change_consent(layout: Layout, story_id: str, changes: dict[str, bool], sett
     if not after.full_story or after.anonymise != before.anonymise:
         if stage.unstage(story_id, layout):
             log.info("%s: staged package removed after the consent change", story_id, extra={"story": story_id})
+    if not after.clips or after.anonymise != before.anonymise:
+        clips.withdraw_story(layout, story_id)
     if after.full_story and story.state in ("extracted", "staged"):
         stage.stage_story(story_id, layout, settings)
     return read_model(folder / "story.json", Story)

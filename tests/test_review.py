@@ -161,3 +161,35 @@ def test_a_rerun_of_transcription_keeps_the_reviewed_transcript(root, settings, 
     assert "unseen" in kept.segments[1].text
     assert "unseen" in load(root, "transcript.json", Transcript).segments[1].text
     assert load(root, "story.json", Story).history[-1].note == "kept the reviewed transcript"
+
+
+def test_withdrawing_clips_consent_removes_unpublished_clips_only(root, settings):
+    import datetime as dt
+
+    from storypipe.models import Clip, ClipBatch, Published, YouTubeMeta
+
+    folder = root.clips / "2026-11"
+    folder.mkdir(parents=True)
+    for name in ("a.mp3", "a.mp4", "a.srt", "b.mp3", "c.mp3"):
+        (folder / name).write_bytes(b"x")
+
+    def clip(file, sid, published=None, **extra):
+        return Clip(file=file, story_id=sid, quote_id="q1", start=0, end=5, duration_s=5,
+                    youtube=YouTubeMeta(title=file), published=published, **extra)
+
+    batch = ClipBatch(batch="2026-11", clips=[
+        clip("a.mp3", SID, video_file="a.mp4", captions=["a.srt"]),
+        clip("b.mp3", SID, published=Published(video_id="yt123", at=dt.datetime(2026, 11, 1))),
+        clip("c.mp3", "other-00000000"),
+    ])
+    write_model(folder / "manifest.json", batch)
+    story = load(root, "story.json", Story)
+    story.consent = Consent(transcript=True, clips=True, full_story=False, anonymise=False)
+    write_model(root.story_dir(SID) / "story.json", story)
+
+    review.change_consent(root, SID, {"clips": False}, settings)
+    kept = read_model(folder / "manifest.json", ClipBatch)
+    assert [c.file for c in kept.clips] == ["b.mp3", "c.mp3"]  # published stays listed; other story untouched
+    assert not (folder / "a.mp3").exists() and not (folder / "a.mp4").exists() and not (folder / "a.srt").exists()
+    assert (folder / "b.mp3").exists() and (folder / "c.mp3").exists()
+    assert "a.mp3" not in (folder / "manifest.csv").read_text() and "yt123" in (folder / "manifest.csv").read_text()
