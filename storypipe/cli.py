@@ -246,6 +246,7 @@ def review(
 ) -> None:
     """Open the review app: listen to each story, correct its transcript, decide on quotes (Ctrl-C to stop)."""
     import secrets
+    import socket
 
     import uvicorn
 
@@ -254,7 +255,8 @@ def review(
     layout = Layout(_resolve_root(root)).ensure()
     local = host in ("127.0.0.1", "localhost", "::1")
     token = None if local else secrets.token_urlsafe(18)
-    url = f"http://{host if local else host}:{port}/" + ("" if local else f"?token={token}")
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/" + ("" if local else f"?token={token}")
     console.print(f"Review app for {layout.root}: open [bold]{url}[/bold]  (Ctrl-C to stop)")
     if not local:
         console.print("[yellow]Reachable from other machines: share the link above only with your team.[/yellow]")

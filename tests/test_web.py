@@ -160,3 +160,24 @@ def test_intake_form_and_static_files_are_served(client):
     assert 'name="csrf"' in page.text and "Names of people and places must be hidden" in page.text
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
     assert "cdn" not in page.text.lower() and "https://" not in page.text
+
+
+def test_review_command_binds_to_localhost_unless_told_and_then_needs_a_token(tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from storypipe.cli import app
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kw: calls.append((application, kw)))
+    runner = CliRunner()
+    local = runner.invoke(app, ["review", "--root", str(tmp_path)])
+    assert local.exit_code == 0 and "http://127.0.0.1:8765/" in local.output
+    assert calls[-1][1]["host"] == "127.0.0.1" and calls[-1][1]["port"] == 8765
+    assert TestClient(calls[-1][0]).get("/").status_code == 200
+    remote = runner.invoke(app, ["review", "--root", str(tmp_path), "--host", "0.0.0.0", "--port", "9000"])
+    token = re.search(r"token=([\w-]+)", remote.output.replace("\n", "")).group(1)
+    assert calls[-1][1]["host"] == "0.0.0.0"
+    client = TestClient(calls[-1][0])
+    assert client.get("/").status_code == 403
+    assert client.get(f"/?token={token}").status_code == 200
