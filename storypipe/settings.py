@@ -167,6 +167,41 @@ class AnonymiseSettings(BaseModel):
 
 class StageSettings(BaseModel):
     mp3_bitrate: str = "128k"
+    # Full stories are loudness-normalised to this (integrated LUFS), peaks kept under true_peak_db.
+    target_lufs: float = -16.0
+    true_peak_db: float = -1.0
+
+
+class ClipSettings(BaseModel):
+    """Clips of approved quotes for the YouTube playlist (tasks/clips.py)."""
+
+    # Room left before the first word and after the last, snapped to nearby silence.
+    pad_s: float = 0.3
+    # How far an edge may move to reach silence, and what counts as silence (dBFS).
+    snap_s: float = 0.25
+    silence_db: float = -40.0
+    fade_ms: int = 60
+    target_lufs: float = -14.0
+    true_peak_db: float = -1.0
+    mp3_bitrate: str = "192k"
+    # "card" (a still with the title and the storyteller's pseudonym) or "waves" (showwaves).
+    video: Literal["card", "waves", "none"] = "card"
+    burn_captions: bool = False
+    video_size: str = "1280x720"
+
+
+class PublishSettings(BaseModel):
+    """Publishing clip batches to YouTube (tasks/publish.py)."""
+
+    playlist: str = "Community Reporting stories"
+    category_id: str = "22"  # People & Blogs
+    privacy_status: Literal["private", "unlisted", "public"] = "private"
+    # The OAuth client secrets (a Desktop-app client from Google Cloud); the token is stored beside it.
+    client_secrets: str = ""
+    token_file: str = ""
+    # YouTube Data API quota: units per day, and what each call costs.
+    daily_quota: int = 10000
+    upload_cost: int = 1600
 
 
 class PrefectSettings(BaseModel):
@@ -186,6 +221,8 @@ class Settings(BaseSettings):
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)
     stage: StageSettings = Field(default_factory=StageSettings)
+    clips: ClipSettings = Field(default_factory=ClipSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
 
     @classmethod

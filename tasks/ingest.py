@@ -21,7 +21,7 @@ from storypipe.jsonio import atomic_write_text, read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Consent, Sidecar, Source, Story
 from storypipe.settings import Settings
-from tasks import audio
+from tasks import audio, consent
 
 log = logging.getLogger("storypipe")
 
@@ -232,6 +232,9 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
     )
     if sidecar is None:
         story.problems.append("no sidecar: the cautious default consent was used (no clips, no full story)")
+    held = consent.transcribe(story)
+    if held:
+        story.problems.append(held)
     story.advance("ingested", seconds=round(time.monotonic() - started, 3))
     write_model(layout.story_dir(story_id) / "story.json", story)
     log.info(

@@ -17,7 +17,7 @@ from storypipe.jsonio import read_model, write_json, write_model
 from storypipe.layout import Layout
 from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript
 from storypipe.settings import AnonymiseSettings, Settings
-from tasks import audio, formats
+from tasks import audio, consent, formats
 from tasks.anonymise import Anonymised, anonymise, hide_in_audio, redact_text
 
 log = logging.getLogger("storypipe")
@@ -25,9 +25,7 @@ log = logging.getLogger("storypipe")
 
 def hold_reason(story: Story) -> str | None:
     """Why a story may not be staged, in plain words; None when it may."""
-    if not story.consent.full_story:
-        return "not staged: the storyteller did not consent to publishing the full story"
-    return None
+    return consent.stage(story)
 
 
 def story_metadata(
@@ -112,7 +110,7 @@ def stage_story(story_id: str, layout: Layout, settings: Settings) -> Path | Non
     kp_path, quotes_path = story_dir / "keyphrases.json", story_dir / "quotes.json"
     keyphrases = read_model(kp_path, KeyphrasesFile) if kp_path.exists() else None
     quotes = read_model(quotes_path, QuotesFile) if quotes_path.exists() else None
-    anonymised = anonymise(transcript, story.metadata, settings) if story.consent.anonymise else None
+    anonymised = anonymise(transcript, story.metadata, settings) if consent.anonymise(story) else None
     text = anonymised.transcript if anonymised else transcript
     layout.staging.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=layout.staging, prefix=f".{story_id}."))

@@ -8,6 +8,7 @@ from pathlib import Path
 from storypipe.jsonio import BadFileError, read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import QuotesFile, Story
+from tasks import consent
 from tasks.ingest import waiting_sidecars
 
 log = logging.getLogger("storypipe")
@@ -36,6 +37,8 @@ def last_good_state(story: Story) -> str:
 
 def next_stage(layout: Layout, story_id: str) -> str | None:
     story = read_model(layout.story_dir(story_id) / "story.json", Story)
+    if consent.transcribe(story):
+        return None  # without consent to a transcript, nothing more is done with the recording
     return NEXT_STAGE.get(last_good_state(story) if story.state == "failed" else story.state)
 
 
@@ -44,6 +47,8 @@ def needs_work(story: Story) -> bool:
 
     A failure that trying again cannot fix (no speech in the recording) is left for a person to look at.
     """
+    if consent.transcribe(story):
+        return False
     return story.state in ("ingested", "transcribed") or (story.state == "failed" and story.history[-1].retry is not False)
 
 
