@@ -266,6 +266,33 @@ def review(
         pass
 
 
+@app.command("clips")
+def clips_cmd(
+    root: RootOption = None,
+    batch: Annotated[Optional[str], typer.Option("--batch", help="Name of the new batch (default: today's date).")] = None,
+) -> None:
+    """Cut a clip for every approved quote not yet in a batch, from stories whose consent allows clips."""
+    from tasks import clips
+
+    layout = Layout(_resolve_root(root))
+    settings = _settings_or_exit(layout.root)
+    try:
+        made, notes = clips.make_clips(layout, settings, batch)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    if made is None:
+        console.print("Nothing to cut: no approved quotes from stories that consent to clips are waiting.")
+        raise typer.Exit(1)
+    folder = layout.clips / made.batch
+    console.print(f"Cut {len(made.clips)} clips into {folder}")
+    for c in made.clips:
+        console.print(f"  {c.file} ({c.duration_s:.1f} s): {c.youtube.title}")
+    console.print(f"Next: check them, then `storypipe publish {made.batch}` (a dry run) or add --youtube.")
+
+
 def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str) -> None:
     from tasks import review
 
