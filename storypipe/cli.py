@@ -293,6 +293,34 @@ def clips_cmd(
     console.print(f"Next: check them, then `storypipe publish {made.batch}` (a dry run) or add --youtube.")
 
 
+@app.command()
+def publish(
+    batch: Annotated[str, typer.Argument(help="The batch folder name under audio/clips/.")],
+    root: RootOption = None,
+    youtube: Annotated[bool, typer.Option("--youtube", help="Really upload (needs [publish] client_secrets).")] = False,
+) -> None:
+    """Publish a clip batch. Without --youtube: a dry run that writes the exact requests it would send."""
+    from tasks import publish as pub
+
+    layout = Layout(_resolve_root(root))
+    settings = _settings_or_exit(layout.root)
+    try:
+        result = pub.publish_batch(layout, batch, settings, youtube=youtube)
+    except pub.PublishError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    for message in result.messages:
+        console.print(message)
+    if not youtube:
+        console.print(f"Dry run: nothing was sent. The requests are in {result.requests_file}")
+        return
+    console.print(f"Uploaded {result.sent}, skipped {result.skipped}, failed {result.failed}.")
+    if result.resume_hint:
+        console.print(f"[yellow]{result.resume_hint}[/yellow]")
+    if result.failed or result.stopped_for_quota or result.incomplete:
+        raise typer.Exit(1)
+
+
 def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str) -> None:
     from tasks import review
 

@@ -88,12 +88,6 @@ def settings() -> PublishSettings:
     return PublishSettings()
 
 
-@pytest.fixture
-def no_sleep(monkeypatch) -> list[float]:
-    slept: list[float] = []
-    return slept
-
-
 def add_story(layout: Layout, story_id: str, clips: bool = True) -> None:
     story = make_story(story_id, consent=Consent(transcript=True, clips=clips))
     write_model(layout.story_dir(story_id) / "story.json", story)
@@ -281,7 +275,7 @@ def test_quota_exceeded_halfway_stops_cleanly_and_keeps_the_first_clip(layout, s
 
 
 def test_stops_before_an_upload_the_remaining_quota_cannot_pay_for(layout, batch):
-    settings = PublishSettings(daily_quota=3000, upload_cost=1600)  # one clip (2051 units), not two
+    settings = PublishSettings(daily_quota=3000, upload_cost=1600)  # one clip (2101 units with the playlist), not two
     service, http = youtube([NO_PLAYLISTS, ok({"id": "PL-new"}), *clip_done(1)])
 
     result = run(layout, settings, service)
