@@ -317,7 +317,7 @@ def publish(
     console.print(f"Uploaded {result.sent}, skipped {result.skipped}, failed {result.failed}.")
     if result.resume_hint:
         console.print(f"[yellow]{result.resume_hint}[/yellow]")
-    if result.failed or result.stopped_for_quota or result.incomplete:
+    if not result.ok:
         raise typer.Exit(1)
 
 

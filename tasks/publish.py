@@ -362,6 +362,7 @@ def _locked_upload(
 ) -> PublishResult:
     """One publisher per batch at a time: two at once would upload the same clips twice."""
     from filelock import FileLock, Timeout
+    from google.auth.exceptions import RefreshError
 
     try:
         with FileLock(str(folder / LOCK_FILE), timeout=0):
@@ -369,6 +370,11 @@ def _locked_upload(
     except Timeout:
         raise PublishError(f"batch {batch.batch} is already being published by another run; "
                            "wait for it to finish") from None
+    except RefreshError as e:
+        raise PublishError(f"YouTube no longer accepts the saved sign-in ({e}); delete "
+                           f"{token_path(settings, layout.root) if settings.client_secrets else 'the token file'} "
+                           f"and run `storypipe publish {batch.batch} --youtube` again (clips uploaded so far "
+                           "are recorded in manifest.json)") from None
 
 
 class _Uploader:
@@ -416,8 +422,8 @@ class _Uploader:
     def _find_playlist(self, title: str) -> str | None:
         page_token = None
         while True:
-            page = self.call("playlists.list", lambda: self.service.playlists().list(
-                part="snippet", mine=True, maxResults=50, pageToken=page_token))
+            page = self.call("playlists.list", lambda token=page_token: self.service.playlists().list(
+                part="snippet", mine=True, maxResults=50, pageToken=token))
             for item in page.get("items", []):
                 if item.get("snippet", {}).get("title") == title:
                     return item["id"]
@@ -441,7 +447,7 @@ class _Uploader:
                 failures = 0
                 if status is not None:
                     log.info("Uploading %s: %d%%", clip.video_file, int(status.progress() * 100))
-            except Exception as e:  # noqa: BLE001 - sorted into quota / transient / other just below
+            except Exception as e:  # sorted into quota / transient / other below
                 _raise_if_quota(e)
                 if not _is_transient(e) or failures >= RETRIES:
                     raise
@@ -485,7 +491,7 @@ def _upload_batch(
         try:
             video_id = _publish_one(up, folder, clip, clock, result)
         except QuotaUsedUp as e:
-            _stop_for_quota(result, batch, clock, str(e))
+            _stop_for_quota(result, batch, clock, f"{clip_label(clip)} was not uploaded because {e}")
             break
         if video_id is None:
             continue
@@ -513,7 +519,7 @@ def _publish_one(up: _Uploader, folder: Path, clip: Clip, clock: Callable[[], dt
         video_id = up.upload_video(clip, folder)
     except QuotaUsedUp:
         raise
-    except Exception as e:  # noqa: BLE001 - any failure of one clip: say it and go on to the next
+    except Exception as e:  # one clip's failure: say it, go on to the next
         if not _is_api_error(e):
             raise
         result.failed += 1
@@ -535,7 +541,7 @@ def _finish_one(up: _Uploader, folder: Path, clip: Clip, video_id: str, result: 
         up.add_to_playlist(up.playlist_ids[title], video_id)
     except QuotaUsedUp:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if not _is_api_error(e):
             raise
         problems.append(f"it could not be added to the playlist '{title}' ({_describe(e)})")
@@ -545,7 +551,7 @@ def _finish_one(up: _Uploader, folder: Path, clip: Clip, video_id: str, result: 
             up.add_captions(folder, caption, video_id)
         except QuotaUsedUp:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if not _is_api_error(e):
                 raise
             problems.append(f"its captions {caption} could not be added ({_describe(e)})")
@@ -631,7 +637,7 @@ def _with_retries(run: Callable[[], Any], sleep: Callable[[float], None], method
     while True:
         try:
             return run()
-        except Exception as e:  # noqa: BLE001 - sorted into quota / transient / other just below
+        except Exception as e:  # sorted into quota / transient / other below
             _raise_if_quota(e)
             if not _is_transient(e) or failures >= RETRIES:
                 raise
@@ -650,7 +656,9 @@ def _describe(error: BaseException) -> str:
     from googleapiclient.errors import HttpError
 
     if isinstance(error, HttpError):
-        return f"YouTube said '{error.reason}' (HTTP {error.resp.status})"
+        reason = error.reason if error.reason and error.reason != "Ok" else http.client.responses.get(
+            error.resp.status, "an error")
+        return f"YouTube said '{reason}' (HTTP {error.resp.status})"
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
@@ -661,14 +669,14 @@ def _cost(method: str, settings: PublishSettings) -> int:
 def next_quota_reset(when: dt.datetime) -> dt.datetime:
     """The next midnight Pacific time after `when` (when YouTube's daily quota resets), in UTC."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     try:
         pacific: dt.tzinfo = zoneinfo.ZoneInfo(QUOTA_TIMEZONE)
     except zoneinfo.ZoneInfoNotFoundError:
         pacific = dt.timezone(dt.timedelta(hours=-8))
     local = when.astimezone(pacific)
     midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), tzinfo=pacific)
-    return midnight.astimezone(dt.timezone.utc)
+    return midnight.astimezone(dt.UTC)
 
 
 def resume_hint(batch_name: str, when: dt.datetime) -> str:

@@ -1,31 +1,258 @@
 """Stage: a full story package ready for upload, only where consent allows it.
 
-staging/<story_id>/ holds story.mp3, transcript.txt, transcript.vtt, metadata.json and SHA256SUMS.
-The package is built in a temporary folder and renamed into place, so it is never half there.
+staging/<story_id>/ holds:
+
+- story.mp3        the whole interview, loudness-normalised (names muted first when anonymised);
+- transcript.txt   the reviewed text, one line per segment with time and speaker;
+- transcript.vtt   the same as captions (speakers as WebVTT voice tags);
+- metadata.json    what the website needs (title, pseudonym, sectors, roles, themes, key phrases,
+                   a summary made of approved quotes, loudness, the fingerprint of the inputs);
+- <story_id>.zip   the four files above in one download (under a <story_id>/ folder);
+- SHA256SUMS       `sha256sum -c` lines for every file, the zip included.
+
+staging/index.csv lists every staged story; it is rewritten (temp file + rename) after each stage
+and unstage. The package is built in a temporary folder and renamed into place, so it is never half
+there; staging again with unchanged inputs (same fingerprint) leaves it untouched.
+
+Loudness: integrated loudness is measured as ITU-R BS.1770 with pyloudnorm's K-weighting filters
+and gating, and the true peak as the peak of the 4x oversampled signal (scipy's resample_poly).
+Both are read in chunks of the 16-bit PCM, so an hour-long interview needs no float copy of itself:
+memory is the decoded PCM twice (before and after gain) plus a few MB per chunk. The gain brings the
+story to `stage.target_lufs`, turned down where that would push the true peak over
+`stage.true_peak_db` (no limiter: a full story is played as a whole, gain alone keeps it natural).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
 import logging
+import math
+import re
 import shutil
+import subprocess
 import tempfile
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from storypipe.jsonio import read_model, write_json, write_model
+import numpy as np
+from filelock import FileLock
+
+from storypipe.jsonio import atomic_write_text, read_model, write_json, write_model
 from storypipe.layout import Layout
-from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript
+from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript, now
 from storypipe.settings import AnonymiseSettings, Settings
 from tasks import audio, consent, formats
 from tasks.anonymise import Anonymised, anonymise, hide_in_audio, redact_text
 
 log = logging.getLogger("storypipe")
 
+# Bumped when what a package holds changes, so packages staged by older code are rebuilt.
+PACKAGE_VERSION = 2
+CONTENT_FILES = ("story.mp3", "transcript.txt", "transcript.vtt", "metadata.json")
+INDEX_NAME = "index.csv"
+INDEX_FIELDS = ["story_id", "title", "pseudonym", "duration_s", "anonymised", "staged_at", "zip"]
+SUMMARY_QUOTES = 3
+NO_SUMMARY = "no quotes are approved yet: the summary is made of up to three approved quotes"
+# Frames of PCM processed at a time when measuring and changing loudness (about 12 s at 44.1 kHz).
+CHUNK_FRAMES = 1 << 19
+OVERSAMPLE = 4
+# Input samples read either side of a chunk, so its 4x oversampling matches the whole signal's
+# (resample_poly's filter reaches 10 input samples either side for 4x).
+OVERSAMPLE_MARGIN = 32
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
 
 def hold_reason(story: Story) -> str | None:
     """Why a story may not be staged, in plain words; None when it may."""
     return consent.stage(story)
+
+
+def package_files(story_id: str) -> list[str]:
+    """Every file of a complete package, SHA256SUMS last."""
+    return [*CONTENT_FILES, f"{story_id}.zip", "SHA256SUMS"]
+
+
+# ---- loudness ----
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated_lufs: float  # -inf: silent, or too short to measure (under one 0.4 s block)
+    true_peak_db: float  # -inf: all zeros
+
+
+def _frames(pcm: np.ndarray) -> np.ndarray:
+    return pcm.reshape(len(pcm), -1)
+
+
+def measure_loudness(pcm: np.ndarray, rate: int, chunk: int = CHUNK_FRAMES) -> Loudness:
+    """Integrated loudness (LUFS) and true peak (dBTP) of 16-bit PCM (samples or samples x channels).
+
+    The same measurement as pyloudnorm's Meter.integrated_loudness (its filters, its 400 ms blocks
+    with 75% overlap, its absolute and relative gates), but the K-weighting runs chunk by chunk with
+    the filter state carried over, and each block's energy comes from a running sum, so only one
+    chunk is ever held as float."""
+    import pyloudnorm
+    from scipy.signal import lfilter, resample_poly
+
+    x = _frames(pcm)
+    n, channels = x.shape
+    meter = pyloudnorm.Meter(rate)  # K-weighting, 0.4 s blocks, 0.75 overlap (BS.1770-4)
+    stages = [(f.b, f.a, f.passband_gain) for f in meter._filters.values()]
+    block, step = meter.block_size, 1.0 - meter.overlap
+    measurable = n >= block * rate and n > 0  # pyloudnorm refuses anything shorter than one block
+    if measurable:
+        # Block edges exactly as pyloudnorm computes them.
+        count = int(np.round((n / rate - block) / (block * step))) + 1
+        j = np.arange(count)
+        lo = np.minimum((block * (j * step) * rate).astype(np.int64), n)
+        hi = np.minimum((block * (j * step + 1) * rate).astype(np.int64), n)
+        edges = np.unique(np.concatenate([lo, hi]))
+        energy_at = np.zeros((len(edges), channels))  # sum of squares of samples [0, edge)
+        state = [np.zeros((max(len(a), len(b)) - 1, channels)) for b, a, _ in stages]
+        running = np.zeros(channels)
+    peak = 0.0
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        if measurable:
+            y = x[c0:c1].astype(np.float64) / 32768.0
+            for k, (b, a, gain) in enumerate(stages):
+                y, state[k] = lfilter(b, a, y, axis=0, zi=state[k])
+                if gain != 1.0:
+                    y *= gain
+            sums = np.cumsum(y * y, axis=0) + running
+            running = sums[-1]
+            first, last = np.searchsorted(edges, [c0 + 1, c1 + 1])
+            energy_at[first:last] = sums[edges[first:last] - c0 - 1]
+        s0, s1 = max(0, c0 - OVERSAMPLE_MARGIN), min(n, c1 + OVERSAMPLE_MARGIN)
+        seg = x[s0:s1].astype(np.float64) / 32768.0
+        over = resample_poly(seg, OVERSAMPLE, 1, axis=0)[(c0 - s0) * OVERSAMPLE : (c1 - s0) * OVERSAMPLE]
+        peak = max(peak, float(np.abs(over).max(initial=0.0)), float(np.abs(seg).max(initial=0.0)))
+    true_peak = 20 * math.log10(peak) if peak > 0 else -math.inf
+    if not measurable:
+        return Loudness(-math.inf, true_peak)
+
+    z = (energy_at[np.searchsorted(edges, hi)] - energy_at[np.searchsorted(edges, lo)]) / (block * rate)
+    weights = np.array([1.0, 1.0, 1.0, 1.41, 1.41])[:channels]  # BS.1770 channel weights
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10 * np.log10(z @ weights)
+    gated = levels >= -70.0  # absolute gate
+    if not gated.any():
+        return Loudness(-math.inf, true_peak)
+    relative = -0.691 + 10 * math.log10(float(z[gated].mean(axis=0) @ weights)) - 10.0
+    gated = (levels > relative) & (levels > -70.0)
+    if not gated.any():
+        return Loudness(-math.inf, true_peak)
+    return Loudness(-0.691 + 10 * math.log10(float(z[gated].mean(axis=0) @ weights)), true_peak)
+
+
+def apply_gain(pcm: np.ndarray, gain_db: float, chunk: int = CHUNK_FRAMES) -> np.ndarray:
+    """A copy of 16-bit PCM turned up or down by gain_db, chunk by chunk (rounded, clipped to 16 bits)."""
+    factor = np.float32(10 ** (gain_db / 20))
+    out = np.empty_like(pcm)
+    for c0 in range(0, len(pcm), chunk):
+        piece = pcm[c0 : c0 + chunk].astype(np.float32) * factor
+        out[c0 : c0 + chunk] = np.clip(np.rint(piece), -32768, 32767)
+    return out
+
+
+def _db(value: float) -> float | None:
+    return round(value, 2) if math.isfinite(value) else None
+
+
+def normalise_pcm(pcm: np.ndarray, rate: int, target_lufs: float, true_peak_db: float) -> tuple[np.ndarray, dict]:
+    """16-bit PCM at target_lufs, or quieter when that gain would push the true peak past
+    true_peak_db; with what was measured, for metadata.json. Silence, and audio shorter than one
+    400 ms block, have no measurable loudness and are left as they are."""
+    before = measure_loudness(pcm, rate)
+    report = {"target_lufs": target_lufs, "max_true_peak_db": true_peak_db}
+    if not math.isfinite(before.integrated_lufs):
+        short = len(pcm) < 0.4 * rate
+        note = "too short to measure loudness" if short else "silent: no loudness to measure"
+        return pcm, {"integrated_lufs": None, "true_peak_db": _db(before.true_peak_db), **report,
+                     "gain_db": 0.0, "normalised": False, "note": f"not normalised: {note}"}
+    gain = target_lufs - before.integrated_lufs
+    limited = math.isfinite(before.true_peak_db) and before.true_peak_db + gain > true_peak_db
+    if limited:
+        gain = true_peak_db - before.true_peak_db
+    out = apply_gain(pcm, gain)
+    after = measure_loudness(out, rate)
+    report.update(gain_db=round(gain, 2), source_lufs=_db(before.integrated_lufs), normalised=True,
+                  limited_by_true_peak=limited)
+    if limited:
+        report["note"] = "below the target loudness: more gain would have pushed peaks over the ceiling"
+    return out, {"integrated_lufs": _db(after.integrated_lufs), "true_peak_db": _db(after.true_peak_db), **report}
+
+
+# ---- audio ----
+
+
+def mp3_rate(rate: int) -> int:
+    """The original's rate where mp3 allows it, else the nearest rate above it (48 kHz at most)."""
+    return next((r for r in MP3_RATES if r >= rate), MP3_RATES[-1]) if rate > 0 else 44100
+
+
+def encode_mp3(pcm: np.ndarray, rate: int, dest: Path, bitrate: str) -> Path:
+    """16-bit PCM to mp3, piped straight into ffmpeg (no temporary wav, no extra copy)."""
+    channels = _frames(pcm).shape[1]
+    cmd = [
+        audio.ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(rate),
+        "-ac", str(channels), "-i", "pipe:0", "-f", "mp3", "-b:a", bitrate, "-y", str(dest),
+    ]
+    data = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
+    run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if run.returncode != 0:
+        raise audio.AudioError(f"the staged mp3 could not be written (ffmpeg: {audio._ffmpeg_error(run.stderr)})")
+    return dest
+
+
+def export_mp3(
+    original: Path,
+    dest: Path,
+    bitrate: str,
+    hide: list[tuple[float, float]] = (),
+    cfg: AnonymiseSettings | None = None,
+    target_lufs: float | None = None,
+    true_peak_db: float = -1.0,
+) -> dict:
+    """The story's audio as mp3 at the original's channels (mono or stereo) and rate (where mp3
+    allows it), with the `hide` spans muted or bleeped (names, when the story is anonymised) and
+    then, given target_lufs, loudness-normalised. Decoded once; returns the loudness report."""
+    info = audio.probe(original)
+    rate = mp3_rate(info.sample_rate)
+    pcm = audio.decode_pcm16(original, rate, max(1, min(info.channels, 2)))
+    if hide:
+        pcm = hide_in_audio(pcm, rate, list(hide), cfg or AnonymiseSettings())  # before measuring
+    report: dict = {}
+    if target_lufs is not None:
+        pcm, report = normalise_pcm(pcm, rate, target_lufs, true_peak_db)
+    encode_mp3(pcm, rate, dest, bitrate)
+    return report
+
+
+# ---- text ----
+
+
+def summary(quotes: QuotesFile | None, story: Story, settings: Settings,
+            anonymised: Anonymised | None = None) -> tuple[str, str | None]:
+    """Up to three approved quotes, best first, each as a quoted sentence; with the reason when
+    there is none. Anonymised: the redacted words spoken over each quote's span."""
+    approved = sorted((q for q in (quotes.quotes if quotes else []) if q.status == "approved"), key=lambda q: -q.score)
+    parts = []
+    for q in approved[:SUMMARY_QUOTES]:
+        if anonymised is not None:
+            text = anonymised.text_between(q.start, q.end) or redact_text([q.text], story.metadata, settings, anonymised)[0]
+        else:
+            text = q.text
+        text = " ".join(text.split()).strip(" \"“”")
+        if text:
+            parts.append(f"“{text}”")
+    return " ".join(parts), (None if parts else NO_SUMMARY)
 
 
 def story_metadata(
@@ -37,7 +264,7 @@ def story_metadata(
     anonymised: Anonymised | None = None,
 ) -> dict:
     """What the website needs about the story. Demographics stay on the machine; with anonymise,
-    the interviewer's name is left out and names in the title and key phrases are hidden."""
+    the interviewer's name is left out and names in the title, key phrases and summary are hidden."""
     meta = story.metadata
     title = meta.title or story.story_id
     phrases = [k.text for k in keyphrases.keyphrases[:10]] if keyphrases else []
@@ -47,11 +274,13 @@ def story_metadata(
     for q in sorted(quotes.quotes if quotes else [], key=lambda q: (q.status != "approved", -q.score)):
         if q.status != "rejected":
             themes += [t for t in q.themes if t not in themes]
-    return {
+    text, note = summary(quotes, story, settings, anonymised)
+    out = {
         "schema_version": story.schema_version,
         "story_id": story.story_id,
         "title": title,
         "storyteller": meta.storyteller,
+        "pseudonym": meta.storyteller,
         "interviewer": None if anonymised is not None else meta.interviewer,
         "anonymised": anonymised is not None,
         "recorded_on": meta.recorded_on.isoformat() if meta.recorded_on else None,
@@ -62,35 +291,131 @@ def story_metadata(
         "project": settings.project.name,
         "keyphrases": phrases,
         "themes": themes,
-        "consent": story.consent.model_dump(),
-        "transcript": {"engine": transcript.engine, "model": transcript.model},
+        "summary": text,
     }
+    if note:
+        out["summary_note"] = note
+    out["consent"] = story.consent.model_dump()
+    out["transcript"] = {"engine": transcript.engine, "model": transcript.model}
+    return out
 
 
-def export_mp3(
-    original: Path, dest: Path, bitrate: str, hide: list[tuple[float, float]] = (), cfg: AnonymiseSettings | None = None
-) -> Path:
-    """The story's audio as mp3, at the original's own rate and channels (pydub over our ffmpeg),
-    with the `hide` spans muted or bleeped (names, when the story is anonymised)."""
-    from pydub import AudioSegment
+def captions_with_voices(transcript: Transcript) -> str:
+    """WebVTT captions with each cue's speaker as a voice tag (<v Ros>): the reviewer's name for
+    the speaker, or its label; anonymised transcripts carry labels only."""
+    def voice(label: str) -> str:
+        return re.sub(r"[<>&\s]+", " ", transcript.speaker_names.get(label, label)).strip()
 
-    audio.configure_pydub()
-    info = audio.probe(original)
-    pcm = audio.decode_pcm16(original, info.sample_rate, max(1, min(info.channels, 2)))
-    if hide:
-        pcm = hide_in_audio(pcm, info.sample_rate, list(hide), cfg or AnonymiseSettings())
-    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
-    segment = AudioSegment(pcm.tobytes(), frame_rate=info.sample_rate, sample_width=2, channels=channels)
-    segment.export(dest, format="mp3", bitrate=bitrate)
-    return dest
+    segments = [
+        s.model_copy(update={"text": f"<v {voice(s.speaker)}>{s.text.strip()}"})
+        if s.speaker and s.text.strip() and voice(s.speaker) else s
+        for s in transcript.segments
+    ]
+    return formats.captions(transcript.model_copy(update={"segments": segments}), "vtt")
+
+
+# ---- package ----
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def sha256sums(folder: Path) -> str:
     """The `sha256sum -c` format, so anyone can check the upload arrived intact."""
-    lines = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "SHA256SUMS"):
-        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
+    lines = [f"{file_sha256(p)}  {p.name}" for p in sorted(folder.iterdir()) if p.is_file() and p.name != "SHA256SUMS"]
     return "\n".join(lines) + "\n"
+
+
+def write_zip(folder: Path, story_id: str) -> Path:
+    """<story_id>.zip of the content files, under a <story_id>/ folder; the mp3 is stored as it is
+    (it does not compress), the text is deflated."""
+    dest = folder / f"{story_id}.zip"
+    with zipfile.ZipFile(dest, "w") as z:
+        for name in CONTENT_FILES:
+            kind = zipfile.ZIP_STORED if name.endswith(".mp3") else zipfile.ZIP_DEFLATED
+            z.write(folder / name, f"{story_id}/{name}", compress_type=kind)
+    return dest
+
+
+def inputs_fingerprint(story: Story, story_dir: Path, settings: Settings) -> str:
+    """What a package is made from: the original audio (its SHA-256), the transcript, quotes and
+    key phrases files as they are now, the sidecar metadata, consent and the settings that shape
+    the package. The same fingerprint means staging again would give the same package."""
+    def digest(name: str) -> str | None:
+        path = story_dir / name
+        return file_sha256(path) if path.exists() else None
+
+    anonymised = consent.anonymise(story)
+    used = {"stage": settings.stage.model_dump(), "project": settings.project.name}
+    if anonymised:
+        used |= {"anonymise": settings.anonymise.model_dump(), "spacy_model": settings.extract.spacy_model}
+    parts = {
+        "package_version": PACKAGE_VERSION,
+        "audio": story.source.sha256,
+        "filename": story.source.filename,
+        "transcript": digest("transcript.json"),
+        "quotes": digest("quotes.json"),
+        "keyphrases": digest("keyphrases.json"),
+        "metadata": story.metadata.model_dump(mode="json"),
+        "consent": story.consent.model_dump(),
+        "settings": used,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def is_current(target: Path, inputs: str) -> bool:
+    """A complete package made from these very inputs is already staged."""
+    try:
+        meta = json.loads((target / "metadata.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("inputs") == inputs and all((target / name).is_file() for name in package_files(target.name))
+
+
+def _index_text(layout: Layout) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for folder in sorted(p for p in layout.staging.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            meta = json.loads((folder / "metadata.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            continue  # not a complete package
+        archive = folder / f"{folder.name}.zip"
+        writer.writerow({
+            "story_id": folder.name,
+            "title": meta.get("title") or "",
+            "pseudonym": meta.get("pseudonym") or meta.get("storyteller") or "",
+            "duration_s": meta.get("duration_s", ""),
+            "anonymised": str(bool(meta.get("anonymised"))).lower(),
+            "staged_at": meta.get("staged_at") or "",
+            "zip": f"{folder.name}/{archive.name}" if archive.is_file() else "",
+        })
+    return buf.getvalue()
+
+
+def write_index(layout: Layout) -> Path:
+    """staging/index.csv: one row per staged story, rebuilt from the packages themselves (so it
+    heals if it was lost), under a lock so two stories staged at once both appear. Written to a
+    temporary file and renamed into place; left alone when nothing changed."""
+    layout.staging.mkdir(parents=True, exist_ok=True)
+    path = layout.staging / INDEX_NAME
+    with FileLock(str(layout.staging / f".{INDEX_NAME}.lock"), timeout=60):
+        text = _index_text(layout)
+        if not path.exists() or path.read_text("utf-8") != text:
+            atomic_write_text(path, text)
+    return path
+
+
+def _mark_staged(story: Story, story_dir: Path, seconds: float | None = None, note: str | None = None) -> None:
+    stale = [p for p in story.problems if p.startswith("not staged")]
+    if story.state == "staged" and not stale and note:
+        return  # already recorded
+    story.problems = [p for p in story.problems if p not in stale]
+    story.advance("staged", seconds=seconds, note=note)
+    write_model(story_dir / "story.json", story)
 
 
 def stage_story(story_id: str, layout: Layout, settings: Settings) -> Path | None:
@@ -106,27 +431,40 @@ def stage_story(story_id: str, layout: Layout, settings: Settings) -> Path | Non
         return None
 
     started = time.monotonic()
+    target = layout.staging / story_id
+    inputs = inputs_fingerprint(story, story_dir, settings)
+    if is_current(target, inputs):
+        _mark_staged(story, story_dir, note="staged package already up to date")
+        write_index(layout)
+        log.info("%s is already staged from the same inputs; left as it is", story_id,
+                 extra={"story": story_id, "done": True})
+        return target
+
     transcript = read_model(story_dir / "transcript.json", Transcript)
     kp_path, quotes_path = story_dir / "keyphrases.json", story_dir / "quotes.json"
     keyphrases = read_model(kp_path, KeyphrasesFile) if kp_path.exists() else None
     quotes = read_model(quotes_path, QuotesFile) if quotes_path.exists() else None
     anonymised = anonymise(transcript, story.metadata, settings) if consent.anonymise(story) else None
-    text = anonymised.transcript if anonymised else transcript
+    # The reviewed text, with the reviewer's speaker names (anonymise leaves only the labels);
+    # the cautions meant for the reviewer are not published.
+    text = (anonymised.transcript if anonymised else transcript).model_copy(update={"warnings": []})
     layout.staging.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=layout.staging, prefix=f".{story_id}."))
     try:
-        export_mp3(
+        loudness = export_mp3(
             layout.original_dir(story_id) / story.source.filename, build / "story.mp3", settings.stage.mp3_bitrate,
             hide=anonymised.mute if anonymised else (), cfg=settings.anonymise,
+            target_lufs=settings.stage.target_lufs, true_peak_db=settings.stage.true_peak_db,
         )
         metadata = story_metadata(story, transcript, keyphrases, quotes, settings, anonymised)
+        metadata |= {"loudness": loudness, "staged_at": now().isoformat(), "inputs": inputs}
         (build / "transcript.txt").write_text(formats.transcript_text(text, metadata["title"], mark=False), "utf-8")
-        (build / "transcript.vtt").write_text(formats.captions(text, "vtt"), "utf-8")
+        (build / "transcript.vtt").write_text(captions_with_voices(text), "utf-8")
         write_json(build / "metadata.json", metadata)
+        write_zip(build, story_id)
         (build / "SHA256SUMS").write_text(sha256sums(build), "utf-8")
-        target = layout.staging / story_id
         if target.exists():
-            old = target.rename(layout.staging / f".{story_id}.old-{int(time.time())}")
+            old = target.rename(layout.staging / f".{story_id}.old-{time.time_ns()}")
             build.rename(target)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -134,26 +472,32 @@ def stage_story(story_id: str, layout: Layout, settings: Settings) -> Path | Non
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    story.problems = [p for p in story.problems if not p.startswith("not staged")]
-    story.advance("staged", seconds=round(time.monotonic() - started, 3))
-    write_model(story_dir / "story.json", story)
+    _mark_staged(story, story_dir, seconds=round(time.monotonic() - started, 3))
+    write_index(layout)
     hidden = f", with {len(anonymised.redactions)} names hidden" if anonymised else ""
-    log.info("%s is staged for upload in %s%s", story_id, target, hidden, extra={"story": story_id, "done": True})
+    level = f", at {loudness['integrated_lufs']} LUFS" if loudness.get("integrated_lufs") is not None else ""
+    log.info("%s is staged for upload in %s%s%s", story_id, target, hidden, level,
+             extra={"story": story_id, "done": True})
     return target
 
 
-def unstage(story_id: str, layout: Layout) -> bool:
-    """Remove a story's staged package (consent withdrawn or changed); True if there was one."""
+def unstage(story_id: str, layout: Layout, reason: str = "consent was withdrawn") -> bool:
+    """Remove a story's staged package (consent withdrawn or changed) and its row in index.csv;
+    True if there was one."""
     target = layout.staging / story_id
     if not target.exists():
+        if (layout.staging / INDEX_NAME).exists():
+            write_index(layout)
         return False
-    gone = target.rename(layout.staging / f".{story_id}.withdrawn-{int(time.time())}")
+    gone = target.rename(layout.staging / f".{story_id}.withdrawn-{time.time_ns()}")
     shutil.rmtree(gone, ignore_errors=True)
+    write_index(layout)
     path = layout.story_dir(story_id) / "story.json"
     story = read_model(path, Story)
     if story.state == "staged":
-        story.advance("extracted", note="staged package removed")
+        story.advance("extracted", note=f"staged package removed because {reason}")
         write_model(path, story)
+    log.info("%s: staged package removed because %s", story_id, reason, extra={"story": story_id})
     return True
 
 

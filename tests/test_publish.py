@@ -21,7 +21,7 @@ from tasks.publish import PublishError, publish_batch
 from tests.factories import make_story
 
 BATCH = "2026-10-demo"
-NOW = dt.datetime(2026, 10, 2, 20, 0, tzinfo=dt.timezone.utc)  # 13:00 in California (PDT)
+NOW = dt.datetime(2026, 10, 2, 20, 0, tzinfo=dt.UTC)  # 13:00 in California (PDT)
 NEXT_RESET = "2026-10-03T07:00:00Z"  # midnight Pacific, in UTC
 STORY_A, STORY_B = "alpha-0000000a", "beta-0000000b"
 
@@ -292,7 +292,7 @@ def test_upload_limit_exceeded_counts_as_quota(layout, settings, batch):
 
     result = run(layout, settings, service)
 
-    assert result.stopped_for_quota and result.sent == 0 and result.failed == 0
+    assert result.stopped_for_quota and result.sent == 0 and result.failed == 0 and http._iterable == []
     assert all(c.published is None for c in manifest(batch).clips)
 
 
@@ -345,7 +345,7 @@ def test_a_failed_caption_upload_keeps_the_video_and_says_what_to_finish(layout,
 
     result = run(layout, settings, service)
 
-    assert (result.sent, result.incomplete) == (2, 1) and not result.ok
+    assert (result.sent, result.incomplete) == (2, 1) and not result.ok and http._iterable == []
     assert manifest(batch).clips[0].published.video_id == "vid-1"
     assert any("vid-1" in m and "captions" in m and "YouTube Studio" in m for m in result.messages)
 
@@ -375,7 +375,7 @@ def test_a_clip_whose_story_file_is_missing_is_not_uploaded(layout, settings, ba
 
     result = run(layout, settings, service)
 
-    assert (result.sent, result.skipped) == (1, 1)
+    assert (result.sent, result.skipped) == (1, 1) and http._iterable == []
     assert manifest(batch).clips[0].published is None
 
 
@@ -416,6 +416,110 @@ def test_a_title_youtube_would_refuse_fails_that_clip_before_sending(layout, set
 
 
 def test_next_quota_reset_is_midnight_pacific_in_winter_and_summer():
-    winter = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.timezone.utc)  # 01:00 PST
-    assert publish.next_quota_reset(winter) == dt.datetime(2026, 1, 16, 8, 0, tzinfo=dt.timezone.utc)
+    winter = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)  # 01:00 PST
+    assert publish.next_quota_reset(winter) == dt.datetime(2026, 1, 16, 8, 0, tzinfo=dt.UTC)
     assert publish.next_quota_reset(NOW).strftime("%Y-%m-%dT%H:%M:%SZ") == NEXT_RESET
+
+
+# --- signing in (no network: the token is valid, refreshed by a stand-in, or made by a stand-in flow) ---
+
+
+def write_client_secrets(folder: Path) -> Path:
+    path = folder / "client_secret.json"
+    path.write_text(json.dumps({"installed": {
+        "client_id": "123.apps.googleusercontent.com", "client_secret": "not-a-secret",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
+        "redirect_uris": ["http://localhost"]}}), encoding="utf-8")
+    return path
+
+
+def write_token(path: Path, expiry: dt.datetime) -> None:
+    path.write_text(json.dumps({
+        "token": "access", "refresh_token": "refresh", "token_uri": "https://oauth2.googleapis.com/token",
+        "client_id": "123.apps.googleusercontent.com", "client_secret": "not-a-secret", "scopes": publish.SCOPES,
+        "expiry": expiry.replace(tzinfo=None).isoformat() + "Z"}), encoding="utf-8")
+
+
+def test_build_service_uses_a_saved_token_beside_the_client_secrets(tmp_path, monkeypatch):
+    secrets = write_client_secrets(tmp_path)
+    write_token(tmp_path / "youtube-token.json", dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    monkeypatch.setattr("google_auth_oauthlib.flow.InstalledAppFlow.from_client_secrets_file",
+                        lambda *a, **k: pytest.fail("no browser sign-in when the token is valid"))
+
+    service = publish.build_service(PublishSettings(client_secrets="client_secret.json"), base_dir=tmp_path)
+
+    assert hasattr(service, "videos") and secrets.is_file()
+
+
+def test_build_service_refreshes_an_expired_token_and_saves_it(tmp_path, monkeypatch):
+    write_client_secrets(tmp_path)
+    token = tmp_path / "my-token.json"
+    write_token(token, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+
+    def refresh(self, request):
+        self.token = "fresh"
+        self.expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(tzinfo=None)
+
+    monkeypatch.setattr("google.oauth2.credentials.Credentials.refresh", refresh)
+    settings = PublishSettings(client_secrets=str(tmp_path / "client_secret.json"), token_file=str(token))
+
+    publish.build_service(settings)
+
+    assert json.loads(token.read_text())["token"] == "fresh"
+    assert token.stat().st_mode & 0o777 == 0o600
+
+
+def test_build_service_signs_in_with_the_installed_app_flow_the_first_time(tmp_path, monkeypatch):
+    from google.oauth2.credentials import Credentials
+
+    secrets = write_client_secrets(tmp_path)
+    calls = []
+
+    class Flow:
+        def run_local_server(self, **kw):
+            calls.append(kw)
+            return Credentials("access", refresh_token="refresh", token_uri="https://oauth2.googleapis.com/token",
+                               client_id="id", client_secret="secret", scopes=publish.SCOPES)
+
+    def from_client_secrets_file(path, scopes):
+        calls.append((path, scopes))
+        return Flow()
+
+    monkeypatch.setattr("google_auth_oauthlib.flow.InstalledAppFlow.from_client_secrets_file", from_client_secrets_file)
+
+    publish.build_service(PublishSettings(client_secrets=str(secrets)))
+
+    assert calls == [(str(secrets), publish.SCOPES), {"port": 0, "open_browser": True}]
+    token = tmp_path / "youtube-token.json"
+    assert json.loads(token.read_text())["refresh_token"] == "refresh"
+    assert token.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_run_on_the_same_batch_at_once_is_refused(layout, settings, batch):
+    from filelock import FileLock
+
+    service, http = youtube([])
+    with FileLock(str(batch / publish.LOCK_FILE)), pytest.raises(PublishError, match="already being published"):
+        run(layout, settings, service)
+    assert http.request_sequence == []
+
+
+def test_publish_command_dry_run_and_bad_batch(tmp_path):
+    """The CLI: a dry run by default (exit 0, requests written), exit 2 for an unknown batch."""
+    from typer.testing import CliRunner
+
+    from storypipe.cli import app
+    from storypipe.layout import Layout
+
+    layout = Layout(tmp_path).ensure()
+    runner = CliRunner()
+    missing = runner.invoke(app, ["publish", "no-such-batch", "--root", str(tmp_path)])
+    assert missing.exit_code == 2 and "no-such-batch" in missing.output
+    folder = layout.clips / "b1"
+    folder.mkdir(parents=True)
+    from storypipe.jsonio import write_model
+    from storypipe.models import ClipBatch
+
+    write_model(folder / "manifest.json", ClipBatch(batch="b1"))
+    dry = runner.invoke(app, ["publish", "b1", "--root", str(tmp_path)])
+    assert dry.exit_code == 0 and "Dry run" in dry.output and (folder / "publish-requests.json").exists()
