@@ -130,7 +130,7 @@ def measure_loudness(pcm: np.ndarray, rate: int, chunk: int = CHUNK_FRAMES) -> L
             first, last = np.searchsorted(edges, [c0 + 1, c1 + 1])
             energy_at[first:last] = sums[edges[first:last] - c0 - 1]
         s0, s1 = max(0, c0 - OVERSAMPLE_MARGIN), min(n, c1 + OVERSAMPLE_MARGIN)
-        seg = x[s0:s1].astype(np.float64) / 32768.0
+        seg = x[s0:s1].astype(np.float32) / np.float32(32768.0)  # float32 is plenty for a peak, and faster
         over = resample_poly(seg, OVERSAMPLE, 1, axis=0)[(c0 - s0) * OVERSAMPLE : (c1 - s0) * OVERSAMPLE]
         peak = max(peak, float(np.abs(over).max(initial=0.0)), float(np.abs(seg).max(initial=0.0)))
     true_peak = 20 * math.log10(peak) if peak > 0 else -math.inf
@@ -167,26 +167,23 @@ def _db(value: float) -> float | None:
 
 def normalise_pcm(pcm: np.ndarray, rate: int, target_lufs: float, true_peak_db: float) -> tuple[np.ndarray, dict]:
     """16-bit PCM at target_lufs, or quieter when that gain would push the true peak past
-    true_peak_db; with what was measured, for metadata.json. Silence, and audio shorter than one
-    400 ms block, have no measurable loudness and are left as they are."""
+    true_peak_db; with what was measured and done, for metadata.json. Silence, and audio shorter
+    than one 400 ms block, have no measurable loudness and are left as they are."""
     before = measure_loudness(pcm, rate)
-    report = {"target_lufs": target_lufs, "max_true_peak_db": true_peak_db}
+    report = {"target_lufs": target_lufs, "max_true_peak_db": true_peak_db,
+              "source_lufs": _db(before.integrated_lufs), "source_true_peak_db": _db(before.true_peak_db)}
     if not math.isfinite(before.integrated_lufs):
         short = len(pcm) < 0.4 * rate
         note = "too short to measure loudness" if short else "silent: no loudness to measure"
-        return pcm, {"integrated_lufs": None, "true_peak_db": _db(before.true_peak_db), **report,
-                     "gain_db": 0.0, "normalised": False, "note": f"not normalised: {note}"}
+        return pcm, {**report, "gain_db": 0.0, "normalised": False, "note": f"not normalised: {note}"}
     gain = target_lufs - before.integrated_lufs
     limited = math.isfinite(before.true_peak_db) and before.true_peak_db + gain > true_peak_db
     if limited:
         gain = true_peak_db - before.true_peak_db
-    out = apply_gain(pcm, gain)
-    after = measure_loudness(out, rate)
-    report.update(gain_db=round(gain, 2), source_lufs=_db(before.integrated_lufs), normalised=True,
-                  limited_by_true_peak=limited)
+    report |= {"gain_db": round(gain, 2), "normalised": True, "limited_by_true_peak": limited}
     if limited:
         report["note"] = "below the target loudness: more gain would have pushed peaks over the ceiling"
-    return out, {"integrated_lufs": _db(after.integrated_lufs), "true_peak_db": _db(after.true_peak_db), **report}
+    return apply_gain(pcm, gain), report
 
 
 # ---- audio ----
@@ -205,7 +202,7 @@ def encode_mp3(pcm: np.ndarray, rate: int, dest: Path, bitrate: str) -> Path:
         "-ac", str(channels), "-i", "pipe:0", "-f", "mp3", "-b:a", bitrate, "-y", str(dest),
     ]
     data = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
-    run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if run.returncode != 0:
         raise audio.AudioError(f"the staged mp3 could not be written (ffmpeg: {audio._ffmpeg_error(run.stderr)})")
     return dest
@@ -222,17 +219,22 @@ def export_mp3(
 ) -> dict:
     """The story's audio as mp3 at the original's channels (mono or stereo) and rate (where mp3
     allows it), with the `hide` spans muted or bleeped (names, when the story is anonymised) and
-    then, given target_lufs, loudness-normalised. Decoded once; returns the loudness report."""
+    then, given target_lufs, loudness-normalised. The original is decoded once; returns the
+    loudness report, measured on the mp3 written."""
     info = audio.probe(original)
     rate = mp3_rate(info.sample_rate)
     pcm = audio.decode_pcm16(original, rate, max(1, min(info.channels, 2)))
     if hide:
         pcm = hide_in_audio(pcm, rate, list(hide), cfg or AnonymiseSettings())  # before measuring
+    channels = _frames(pcm).shape[1]
     report: dict = {}
     if target_lufs is not None:
         pcm, report = normalise_pcm(pcm, rate, target_lufs, true_peak_db)
     encode_mp3(pcm, rate, dest, bitrate)
-    return report
+    del pcm
+    # Measured again on the mp3 itself: what listeners get (the encoder shaves a few tenths of a dB).
+    heard = measure_loudness(audio.decode_pcm16(dest, rate, channels), rate)
+    return {"integrated_lufs": _db(heard.integrated_lufs), "true_peak_db": _db(heard.true_peak_db), **report}
 
 
 # ---- text ----
@@ -246,7 +248,8 @@ def summary(quotes: QuotesFile | None, story: Story, settings: Settings,
     parts = []
     for q in approved[:SUMMARY_QUOTES]:
         if anonymised is not None:
-            text = anonymised.text_between(q.start, q.end) or redact_text([q.text], story.metadata, settings, anonymised)[0]
+            text = anonymised.text_between(q.start, q.end)
+            text = text or redact_text([q.text], story.metadata, settings, anonymised)[0]
         else:
             text = q.text
         text = " ".join(text.split()).strip(" \"“”")
@@ -366,12 +369,21 @@ def inputs_fingerprint(story: Story, story_dir: Path, settings: Settings) -> str
 
 
 def is_current(target: Path, inputs: str) -> bool:
-    """A complete package made from these very inputs is already staged."""
+    """A package made from these very inputs is already staged, complete, with nothing else in it,
+    and every file still matches SHA256SUMS."""
     try:
         meta = json.loads((target / "metadata.json").read_text("utf-8"))
+        expected = sorted(package_files(target.name))
+        if meta.get("inputs") != inputs or sorted(p.name for p in target.iterdir()) != expected:
+            return False
+        listed = {}
+        for line in (target / "SHA256SUMS").read_text("utf-8").splitlines():
+            digest, name = line.split("  ", 1)
+            listed[name] = digest
+        return sorted([*listed, "SHA256SUMS"]) == expected and all(
+            file_sha256(target / name) == digest for name, digest in listed.items())
     except (OSError, ValueError):
         return False
-    return meta.get("inputs") == inputs and all((target / name).is_file() for name in package_files(target.name))
 
 
 def _index_text(layout: Layout) -> str:

@@ -135,7 +135,7 @@ def test_staging_follows_consent(processed_root):
     assert demo.state == "staged"
     package = layout.staging / demo.story_id
     assert {p.name for p in package.iterdir()} == {"story.mp3", "transcript.txt", "transcript.vtt", "metadata.json",
-                                                   "SHA256SUMS"}
+                                                   f"{demo.story_id}.zip", "SHA256SUMS"}
     jfk = story_by_source(layout, "jfk.flac")  # no sidecar: the cautious default consent
     assert jfk.state == "extracted"
     assert not (layout.staging / jfk.story_id).exists()
