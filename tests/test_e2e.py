@@ -151,7 +151,7 @@ def test_a_second_run_does_no_work_twice(processed_root, prefect_harness):
     demo = story_by_source(layout, "Interview 01.mp3")
     shutil.copy2(layout.original_dir(demo.story_id) / "Interview 01.mp3", layout.inbox / "Interview 01.mp3")
     before = (layout.story_dir(demo.story_id) / "transcript.json").stat().st_mtime_ns
-    result = CliRunner().invoke(app, ["run", "--root", str(layout.root)])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["run", "--root", str(layout.root)])  # no wrapping
     assert result.exit_code == 0, result.output
     assert "duplicate" in result.output
     assert not (layout.inbox / "Interview 01.mp3").exists()
