@@ -115,12 +115,19 @@ class Story(BaseModel):
         return self
 
 
+# Quote and clip times are word times rounded to the millisecond: this slack keeps the edge words in.
+TIME_SLACK_S = 0.01
+
+
 class Word(BaseModel):
     word: str
     start: float
     end: float
     probability: float
     low_confidence: bool = False  # the recogniser was unsure: a reviewer should listen here
+
+    def within(self, start: float, end: float) -> bool:
+        return self.start >= start - TIME_SLACK_S and self.end <= end + TIME_SLACK_S
 
 
 class Segment(BaseModel):
@@ -156,6 +163,10 @@ class Transcript(BaseModel):
 
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in s.words]
+
+    def word_indices_between(self, start: float, end: float) -> list[int]:
+        """Positions in words() of the words spoken from start to end (a quote's or a clip's)."""
+        return [i for i, w in enumerate(self.words()) if w.within(start, end)]
 
     @property
     def text(self) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz
 
-from storypipe.models import Metadata, Segment, Transcript, Word
+from storypipe.models import Metadata, Transcript, Word
 from storypipe.settings import AnonymiseSettings, Settings
 from tasks.nlp import join_words, load_nlp, speaker_turns, word_range
 
@@ -63,7 +63,7 @@ class Anonymised:
 
     def text_between(self, start: float, end: float) -> str:
         """The redacted words spoken from start to end (a quote's text, for captions and summaries)."""
-        return "".join(w.word for w in self.transcript.words() if w.start >= start - 0.01 and w.end <= end + 0.01).strip()
+        return "".join(w.word for w in self.transcript.words() if w.within(start, end)).strip()
 
 
 def letters(text: str) -> str:

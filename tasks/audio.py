@@ -178,3 +178,26 @@ def read_wav_float(path: Path) -> np.ndarray:
         frames, channels = w.readframes(w.getnframes()), w.getnchannels()
     pcm = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
     return pcm.reshape(-1, channels) if channels > 1 else pcm
+
+
+# mp3 allows only these sample rates; anything else is written at the nearest one above (48 kHz at most).
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def mp3_rate(rate: int) -> int:
+    """The original's rate where mp3 allows it, else the nearest rate above it (48 kHz at most)."""
+    return next((r for r in MP3_RATES if r >= rate), MP3_RATES[-1]) if rate > 0 else 44100
+
+
+def encode_mp3(pcm: np.ndarray, rate: int, dest: Path, bitrate: str) -> Path:
+    """16-bit PCM (samples or samples x channels) to mp3, piped straight into ffmpeg (no temporary wav, no extra copy)."""
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    cmd = [
+        ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(rate),
+        "-ac", str(channels), "-i", "pipe:0", "-f", "mp3", "-b:a", bitrate, "-y", str(dest),
+    ]
+    data = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
+    run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    if run.returncode != 0:
+        raise AudioError(f"{dest.name} could not be written (ffmpeg: {_ffmpeg_error(run.stderr)})")
+    return dest

@@ -143,7 +143,7 @@ def clip_transcript(transcript: Transcript, start: float, end: float) -> Transcr
     """The words spoken from start to end, as a transcript in clip time (for captions)."""
     segments = []
     for seg in transcript.segments:
-        words = [w for w in seg.words if w.start >= start - 0.01 and w.end <= end + 0.01]
+        words = [w for w in seg.words if w.within(start, end)]
         if not words:
             continue
         shifted = [w.model_copy(update={"start": round(w.start - start, 3), "end": round(w.end - start, 3)})
@@ -271,14 +271,13 @@ def make_clips(layout: Layout, settings: Settings, wanted_batch: str | None = No
         return None, notes or ["no approved quotes are waiting for a clip"]
     layout.clips.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=layout.clips, prefix=f".{name}."))
-    cfg = settings.clips
     book = load_codebook(codebook_path(layout.root, settings.extract.themes_file))
     clips: list[Clip] = []
     try:
         by_story: dict[str, list[Candidate]] = {}
         for c in candidates:
             by_story.setdefault(c.story.story_id, []).append(c)
-        for story_id, items in by_story.items():
+        for items in by_story.values():
             clips += _story_clips(layout, settings, items, build, book)
         batch = ClipBatch(batch=name, clips=clips)
         write_model(build / "manifest.json", batch)
@@ -301,7 +300,7 @@ def _story_clips(layout: Layout, settings: Settings, items: list[Candidate], bui
     text_source = hidden.transcript if hidden else transcript
     original = layout.original_dir(story.story_id) / story.source.filename
     info = audio.probe(original)
-    rate, channels = info.sample_rate, max(1, min(2, info.channels))
+    rate, channels = audio.mp3_rate(info.sample_rate), max(1, min(2, info.channels))
     pcm = audio.decode_pcm16(original, rate, channels)
     if hidden and hidden.mute:
         pcm = hide_in_audio(pcm, rate, hidden.mute, settings.anonymise)
@@ -313,7 +312,7 @@ def _story_clips(layout: Layout, settings: Settings, items: list[Candidate], bui
     out: list[Clip] = []
     for item in items:
         q = item.quote
-        inside = [i for i, w in enumerate(words) if w.start >= q.start - 0.01 and w.end <= q.end + 0.01]
+        inside = transcript.word_indices_between(q.start, q.end)
         if not inside:
             log.warning("Quote %s of %s no longer matches the transcript; no clip", q.id, story.story_id,
                         extra={"story": story.story_id})
@@ -323,7 +322,7 @@ def _story_clips(layout: Layout, settings: Settings, items: list[Candidate], bui
         piece, lufs, peak = loudness.normalise(piece, rate, settings.clips.target_lufs, settings.clips.true_peak_db)
         stem = f"{story.story_id}-{q.id}"
         mp3 = build / f"{stem}.mp3"
-        _write_mp3(piece, rate, mp3, settings.clips.mp3_bitrate)
+        audio.encode_mp3((np.clip(piece, -1, 1) * 32767).astype("<i2"), rate, mp3, settings.clips.mp3_bitrate)
         sub = clip_transcript(text_source, start, end)
         srt, vtt = build / f"{stem}.srt", build / f"{stem}.vtt"
         srt.write_text(formats.captions(sub, "srt"), "utf-8")
@@ -353,13 +352,3 @@ def _story_clips(layout: Layout, settings: Settings, items: list[Candidate], bui
         log.info("Clip %s: %.1f s, %.1f LUFS, peak %.1f dBTP", stem, end - start, lufs, peak,
                  extra={"story": story.story_id})
     return out
-
-
-def _write_mp3(x: np.ndarray, rate: int, path: Path, bitrate: str) -> None:
-    from pydub import AudioSegment
-
-    audio.configure_pydub()
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
-    AudioSegment(pcm.tobytes(), frame_rate=rate, sample_width=2, channels=channels).export(
-        path, format="mp3", bitrate=bitrate)

@@ -200,10 +200,6 @@ def decide(layout: Layout, story_id: str, quote_ids: list[str], status: str, bas
     return quotes
 
 
-def _words_between(transcript: Transcript, start: float, end: float) -> list[Word]:
-    return [w for w in transcript.words() if w.start >= start - 0.01 and w.end <= end + 0.01]
-
-
 def update_quote(
     layout: Layout,
     story_id: str,
@@ -225,7 +221,7 @@ def update_quote(
         if widen_start or widen_end:
             transcript = read_model(folder / "transcript.json", Transcript)
             words = transcript.words()
-            inside = [i for i, w in enumerate(words) if w.start >= quote.start - 0.01 and w.end <= quote.end + 0.01]
+            inside = transcript.word_indices_between(quote.start, quote.end)
             if not inside:
                 raise ReviewError("The quote's words are no longer in the transcript.")
             first = min(max(0, inside[0] - widen_start), len(words) - 1)
@@ -247,7 +243,7 @@ def new_quote(layout: Layout, story_id: str, start: float, end: float, based_on:
     with _lock(folder):
         _check(folder / "quotes.json", based_on)
         transcript = read_model(folder / "transcript.json", Transcript)
-        words = _words_between(transcript, min(start, end), max(start, end))
+        words = [w for w in transcript.words() if w.within(min(start, end), max(start, end))]
         if not words:
             raise ReviewError("Select some words of the transcript to make a quote.")
         speaker = next((s.speaker for s in transcript.segments if words[0] in s.words), None)

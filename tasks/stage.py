@@ -32,7 +32,6 @@ import logging
 import math
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import zipfile
@@ -64,9 +63,6 @@ OVERSAMPLE = 4
 # Input samples read either side of a chunk, so its 4x oversampling matches the whole signal's
 # (resample_poly's filter reaches 10 input samples either side for 4x).
 OVERSAMPLE_MARGIN = 32
-MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-
-
 def hold_reason(story: Story) -> str | None:
     """Why a story may not be staged, in plain words; None when it may."""
     return consent.stage(story)
@@ -189,25 +185,6 @@ def normalise_pcm(pcm: np.ndarray, rate: int, target_lufs: float, true_peak_db: 
 # ---- audio ----
 
 
-def mp3_rate(rate: int) -> int:
-    """The original's rate where mp3 allows it, else the nearest rate above it (48 kHz at most)."""
-    return next((r for r in MP3_RATES if r >= rate), MP3_RATES[-1]) if rate > 0 else 44100
-
-
-def encode_mp3(pcm: np.ndarray, rate: int, dest: Path, bitrate: str) -> Path:
-    """16-bit PCM to mp3, piped straight into ffmpeg (no temporary wav, no extra copy)."""
-    channels = _frames(pcm).shape[1]
-    cmd = [
-        audio.ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(rate),
-        "-ac", str(channels), "-i", "pipe:0", "-f", "mp3", "-b:a", bitrate, "-y", str(dest),
-    ]
-    data = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
-    run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    if run.returncode != 0:
-        raise audio.AudioError(f"the staged mp3 could not be written (ffmpeg: {audio._ffmpeg_error(run.stderr)})")
-    return dest
-
-
 def export_mp3(
     original: Path,
     dest: Path,
@@ -222,7 +199,7 @@ def export_mp3(
     then, given target_lufs, loudness-normalised. The original is decoded once; returns the
     loudness report, measured on the mp3 written."""
     info = audio.probe(original)
-    rate = mp3_rate(info.sample_rate)
+    rate = audio.mp3_rate(info.sample_rate)
     pcm = audio.decode_pcm16(original, rate, max(1, min(info.channels, 2)))
     if hide:
         pcm = hide_in_audio(pcm, rate, list(hide), cfg or AnonymiseSettings())  # before measuring
@@ -230,7 +207,7 @@ def export_mp3(
     report: dict = {}
     if target_lufs is not None:
         pcm, report = normalise_pcm(pcm, rate, target_lufs, true_peak_db)
-    encode_mp3(pcm, rate, dest, bitrate)
+    audio.encode_mp3(pcm, rate, dest, bitrate)
     del pcm
     # Measured again on the mp3 itself: what listeners get (the encoder shaves a few tenths of a dB).
     heard = measure_loudness(audio.decode_pcm16(dest, rate, channels), rate)

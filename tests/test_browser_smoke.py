@@ -6,7 +6,6 @@ import io
 import time
 from urllib.parse import quote
 
-import pytest
 
 from tests.browser import launch_browser
 

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from storypipe.cli import app
-from storypipe.jsonio import read_model, write_model
+from storypipe.jsonio import read_model
 from storypipe.layout import Layout
-from storypipe.models import ClipBatch, Consent, QuotesFile, Story, Transcript
+from storypipe.models import ClipBatch, QuotesFile, Story, Transcript
 from tasks import audio, clips, review
 from tasks.extract import extract_story
 from tasks.ingest import ingest_recording

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from storypipe.jsonio import read_model, write_model
 from storypipe.layout import Layout
-from storypipe.models import Consent, QuotesFile, Story, Transcript
+from storypipe.models import QuotesFile, Story, Transcript
 from storypipe.web.app import create_app
 from tasks.extract import extract_story
 from tests import audio_fixtures as af

@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from storypipe.jsonio import BadFileError, read_model
+from storypipe.jsonio import BadFileError, atomic_write_bytes, read_model
 from storypipe.layout import Layout
 from storypipe.models import Consent, QuotesFile, Sidecar, Story, Transcript
 from storypipe.settings import load_settings
@@ -292,7 +292,7 @@ async def save_intake(layout: Layout, form) -> str:
     inbox = layout.inbox
     if (inbox / name).exists() or (inbox / f"{stem}.yaml").exists():
         raise review.ReviewError(f"{name} is already waiting in the inbox.")
-    _atomic_write(inbox / f"{stem}.yaml", yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).encode())
+    atomic_write_bytes(inbox / f"{stem}.yaml", yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).encode())
     fd, tmp = tempfile.mkstemp(dir=inbox, prefix=f".{name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -303,10 +303,3 @@ async def save_intake(layout: Layout, form) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return name
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
