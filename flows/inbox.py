@@ -1,72 +1,157 @@
-"""The pipeline, as it reads: every recording in the inbox is ingested, transcribed, mined for quotes
-and, where consent allows, staged. One bad file never stops the others."""
+"""The pipeline, as it reads: every recording that has finished arriving in the inbox is claimed,
+ingested, transcribed, mined for quotes and, where consent allows, staged. One bad file never stops
+the others, two runs never take the same file or story, and a run that was killed is finished by the
+next one."""
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from storypipe.layout import Layout
 from storypipe.models import Outcome
 from storypipe.settings import Settings, load_settings
-from tasks import ingest, status
+from tasks import claims, ingest, status
 from tasks.extract import extract_task
 from tasks.ingest import ingest_task, quarantine_task
 from tasks.stage import stage_task
-from tasks.transcribe import transcribe_task
+from tasks.transcribe import keep_reviewed, save_transcript, transcribe_task
+
+log = logging.getLogger("storypipe")
 
 
-@flow(name="process-inbox")
+def task_runner(settings: Settings):
+    """Where stories are carried through: `workers` threads here, or a Dask cluster when an address
+    is configured (prefect-dask's DaskTaskRunner: every worker must see the root at the same path)."""
+    if settings.run.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=settings.run.dask_address)
+    return ThreadPoolTaskRunner(max_workers=settings.run.workers)
+
+
+def run_inbox(root: str, settings: Settings | None = None) -> list[Outcome]:
+    """process_inbox with the task runner the settings ask for."""
+    settings = settings or load_settings(Path(root))
+    return process_inbox.with_options(task_runner=task_runner(settings))(root)
+
+
+@flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def process_inbox(root: str) -> list[Outcome]:
     """Process every recording now in <root>/audio/inbox/, then finish stories an earlier run left."""
     layout = Layout(Path(root)).ensure()
     settings = load_settings(layout.root)
-    outcomes = [
-        process_recording.with_options(flow_run_name=f"recording: {path.name}")(root, path.name, settings)
-        for path in ingest.list_inbox(layout, settings)
+    claims.recover_claims(layout, settings)
+    arrived, arriving = ingest.settled(
+        ingest.list_inbox(layout, settings), settings.run.settle_s, settings.run.settle_timeout_s
+    )
+    for path in arriving:
+        log.info("%s is still being copied; it is left for the next run", path.name, extra={"story": path.name})
+    outcomes: list[Outcome] = []
+    with claims.Claim(layout, settings) as claim:
+        for path in arrived:
+            outcome = claim_and_ingest(claim, path, settings)
+            if outcome is not None:
+                outcomes.append(outcome)
+    todo = [o for o in outcomes if o.result == "ingested"]
+    started = {o.story_id for o in todo}
+    todo += [Outcome(file=s, story_id=s, result="ingested") for s in status.unfinished_stories(layout) if s not in started]
+    finishing = [
+        finish_story_task.with_options(task_run_name=f"story: {o.story_id}").submit(root, o.story_id, settings, o.file)
+        for o in todo
     ]
-    done = {o.story_id for o in outcomes}
-    for story_id in status.unfinished_stories(layout):
-        if story_id not in done:
-            outcomes.append(finish_story(root, story_id, settings, file=story_id))
-    return outcomes
+    return [o for o in outcomes if o.result != "ingested"] + [f.result() for f in finishing]
+
+
+def claim_and_ingest(claim: claims.Claim, path: Path, settings: Settings) -> Outcome | None:
+    """Take the recording from the inbox (None when another run took it) and make it a story."""
+    try:
+        claimed = claim.take(path)
+    except claims.InboxNotWritable as e:
+        log.error("%s: %s", path.name, e, extra={"story": path.name, "done": True})
+        return Outcome(file=path.name, result="failed", reason=str(e))
+    if claimed is None:
+        return None
+    return process_recording.with_options(flow_run_name=f"recording: {path.name}")(
+        str(claim.layout.root), str(claimed), settings
+    )
 
 
 @flow(name="process-recording")
-def process_recording(root: str, filename: str, settings: Settings) -> Outcome:
-    """One recording: ingest it (or quarantine it with the reason), then carry its story through."""
+def process_recording(root: str, claimed: str, settings: Settings) -> Outcome:
+    """One recording: ingest it, or quarantine it with the reason. Bad input is an outcome, not a crash.
+    (Whatever stays in the run's claim goes back to the inbox when the run ends.)"""
+    path = Path(claimed)
     try:
-        story_id, is_new, problem = ingest_task.with_options(**_retries(settings))(root, filename, settings)
+        story_id, is_new, problem = ingest_task.with_options(**_retries(settings))(root, claimed, settings)
         if problem:
-            quarantine_task(root, filename, problem)
-            return Outcome(file=filename, result="quarantined", reason=problem)
-    except Exception as e:  # noqa: BLE001 - e.g. a disk error: this file waits in the inbox, the others go on
-        return Outcome(file=filename, result="failed", reason=f"could not be ingested, left in the inbox: {e}")
+            quarantine_task(root, claimed, problem)
+            return Outcome(file=path.name, result="quarantined", reason=problem)
+    except Exception as e:  # noqa: BLE001 - e.g. a disk error: this file goes back to the inbox, the others go on
+        return Outcome(file=path.name, result="failed", reason=f"could not be ingested, left in the inbox: {e}")
     if not is_new and not status.is_unfinished(Layout(Path(root)), story_id):
-        return Outcome(file=filename, story_id=story_id, result="duplicate", reason="already processed")
-    return finish_story(root, story_id, settings, file=filename)
+        return Outcome(file=path.name, story_id=story_id, result="duplicate", reason="already processed")
+    return Outcome(file=path.name, story_id=story_id, result="ingested")
 
 
 def _retries(settings: Settings) -> dict:
     return {"retries": settings.prefect.retries, "retry_delay_seconds": settings.prefect.retry_delay_s}
 
 
+@task(name="finish-story")
+def finish_story_task(root: str, story_id: str, settings: Settings, file: str) -> Outcome:
+    """A story's remaining stages, on whichever worker the task runner chose."""
+    return finish_story(root, story_id, settings, file)
+
+
 def finish_story(root: str, story_id: str, settings: Settings, file: str) -> Outcome:
-    """Run the stages a story still needs; a failure marks that story failed and the run goes on."""
+    """Run the stages a story still needs, under its lock; a failure marks that story failed and the
+    run goes on. A stage that finished is never done again: each records itself in story.json."""
     layout = Layout(Path(root))
     retries = _retries(settings)
-    try:
-        stage = status.next_stage(layout, story_id)
-        if stage == "transcribe":
-            transcribe_task.with_options(**retries)(root, story_id, settings)
-            stage = "extract"
-        if stage == "extract":
-            extract_task.with_options(**retries)(root, story_id, settings)
-            stage = "stage"
-        if stage == "stage":
-            stage_task.with_options(**retries)(root, story_id, settings)
-    except Exception as e:  # noqa: BLE001 - any stage's failure is recorded on the story, not fatal to the run
-        reason = status.mark_failed(layout, story_id, e)
-        return Outcome(file=file, story_id=story_id, result="failed", reason=reason)
+    with claims.story_lock(layout, settings, story_id) as mine:
+        if not mine:
+            return Outcome(file=file, story_id=story_id, result="skipped", reason="another run is working on it")
+        claims.sweep_leftovers(layout, story_id)
+        try:
+            stage = status.next_stage(layout, story_id)
+            if stage == "transcribe":
+                if keep_reviewed(story_id, layout) is None:
+                    results = claims.state_dir(layout, settings) / "results"
+                    began = time.monotonic()
+                    state = transcribe_task.with_options(result_storage=results, **retries)(
+                        root, story_id, settings, return_state=True
+                    )
+                    transcript, seconds = state.result()
+                    if state.name == "Cached":
+                        seconds, note = time.monotonic() - began, "from the cache: same audio, model and settings"
+                        log.info("%s: transcript taken from the cache (same audio, model and settings)", story_id,
+                                 extra={"story": story_id})
+                    else:
+                        note = None
+                    save_transcript(transcript, layout, seconds, note=note)
+                stage = "extract"
+            if stage == "extract":
+                extract_task.with_options(**retries)(root, story_id, settings)
+                stage = "stage"
+            if stage == "stage":
+                stage_task.with_options(**retries)(root, story_id, settings)
+        except Exception as e:  # noqa: BLE001 - any stage's failure is recorded on the story, not fatal to the run
+            reason = status.mark_failed(layout, story_id, e)
+            return Outcome(file=file, story_id=story_id, result="failed", reason=reason)
     return Outcome(file=file, story_id=story_id, result="processed")
+
+
+@flow(name="retry-stories")
+def retry_stories(root: str, story_ids: list[str]) -> list[Outcome]:
+    """Failed stories again, each from the stage where it failed (also those a plain run leaves
+    alone because trying again would not help by itself, e.g. after the audio was fixed)."""
+    settings = load_settings(Path(root))
+    return [
+        finish_story_task.with_options(task_run_name=f"story: {story_id}")(root, story_id, settings, story_id)
+        for story_id in story_ids
+    ]

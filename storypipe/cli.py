@@ -150,9 +150,10 @@ def run_pipeline(root: Path, verbose: bool = False) -> int:
     _check_model(settings)
     layout = Layout(root).ensure()
 
-    from flows.inbox import process_inbox
-    from tasks import ingest, status
+    from flows.inbox import run_inbox
+    from tasks import claims, ingest, status
 
+    claims.recover_claims(layout, settings)
     todo = len(ingest.list_inbox(layout, settings)) + len(status.unfinished_stories(layout))
     if todo == 0:
         console.print(f"Nothing to do: {layout.inbox} is empty and every story is finished.")
@@ -165,7 +166,7 @@ def run_pipeline(root: Path, verbose: bool = False) -> int:
             log.addHandler(handler)
             _warm_up(settings)
             try:
-                outcomes = process_inbox(str(root))
+                outcomes = run_inbox(str(root), settings)
             finally:
                 log.removeHandler(handler)
         _print_summary(layout, outcomes)
@@ -185,8 +186,8 @@ def _print_summary(layout: Layout, outcomes) -> None:
         row = rows.get(o.story_id or "", {})
         problems = o.reason if o.result in ("quarantined", "failed") else "; ".join(row.get("problems", []))
         state = row.get("state", o.result) if o.result != "quarantined" else "[red]quarantined[/red]"
-        if o.result == "duplicate":
-            state = f"{state} (duplicate)"
+        if o.result in ("duplicate", "skipped"):
+            state = f"{state} ({o.result}: {o.reason})" if o.result == "skipped" else f"{state} (duplicate)"
         table.add_row(
             o.story_id or o.file,
             _duration(row.get("duration_s")),
@@ -209,6 +210,34 @@ def run(
     raise typer.Exit(run_pipeline(_resolve_root(root), verbose))
 
 
+@app.command()
+def watch(
+    root: RootOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's own messages.")] = False,
+) -> None:
+    """Stay up and process recordings as they arrive in audio/inbox/, once copied (Ctrl-C to stop)."""
+    root = _resolve_root(root)
+    _setup_logging(verbose)  # before anything imports Prefect, which sets up its logging once
+    settings = _settings_or_exit(root)
+    _check_model(settings)
+    inbox = Layout(root).ensure().inbox
+    from tasks.watch import watch_inbox
+
+    def process() -> int:
+        try:
+            return run_pipeline(root, verbose)
+        except typer.Exit as e:  # a configuration or model problem, already explained on screen
+            return e.exit_code
+
+    console.print(f"Watching {inbox} for new recordings. Each is processed once it has not changed for "
+                  f"{settings.watch.settle_s:g} s. Press Ctrl-C to stop.")
+    try:
+        watch_inbox(inbox, process, settings.watch, ignore_suffixes=settings.ingest.ignore_suffixes)
+    except KeyboardInterrupt:
+        console.print("Stopped watching. Goodbye! Anything left half done is picked up by the next "
+                      "`storypipe run` or `storypipe watch`.")
+
+
 @app.command("status")
 def status_cmd(
     root: RootOption = None,
@@ -226,15 +255,47 @@ def status_cmd(
     for col in ("story", "source", "duration", "state", "quotes (candidate/approved)", "notes"):
         table.add_column(col)
     for r in summary["stories"]:
+        failed = r["failure"]
         table.add_row(
-            r["story_id"], r["source"], _duration(r["duration_s"]), r["state"],
+            r["story_id"], r["source"], _duration(r["duration_s"]),
+            f"[red]failed at {failed['stage']}[/red]" if failed else r["state"],
             f"{r['quotes_candidate']}/{r['quotes_approved']}", "; ".join(r["problems"]),
         )
     console.print(table)
+    for r in summary["stories"]:
+        if r["failure"]:
+            console.print(f"[red]failed[/red] {r['story_id']}: {r['failure']['reason']}\n"
+                          f"    when fixed: storypipe retry {r['story_id']}")
     for q in summary["quarantined"]:
         console.print(f"[red]quarantined[/red] {q['file']}: {q['reason']}")
     for name in summary["waiting_sidecars"]:
         console.print(f"[yellow]waiting[/yellow] {name}: its recording has not arrived in the inbox yet")
+
+
+@app.command()
+def retry(
+    story_ids: Annotated[list[str], typer.Argument(help="Failed stories to run again (see `storypipe status`).")],
+    root: RootOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's own messages.")] = False,
+) -> None:
+    """Run failed stories again, each from the stage where it failed (1 if one fails again)."""
+    from tasks import status
+
+    root = _resolve_root(root)
+    _setup_logging(verbose)
+    settings = _settings_or_exit(root)
+    layout = Layout(root)
+    problems = [p for p in (status.retry_problem(layout, s) for s in story_ids) if p]
+    if problems:
+        for problem in problems:
+            console.print(f"[red]Cannot retry:[/red] {problem}")
+        raise typer.Exit(2)
+    _check_model(settings)
+    from flows.inbox import retry_stories
+
+    outcomes = retry_stories(str(root), story_ids)
+    _print_summary(layout, outcomes)
+    raise typer.Exit(1 if any(o.result == "failed" for o in outcomes) else 0)
 
 
 @app.command()

@@ -256,5 +256,6 @@ class Outcome(BaseModel):
 
     file: str
     story_id: str | None = None
-    result: Literal["processed", "duplicate", "quarantined", "failed"]
+    # "ingested" only inside a run (its stages follow); "skipped": another run has the story
+    result: Literal["processed", "duplicate", "quarantined", "failed", "ingested", "skipped"]
     reason: str | None = None

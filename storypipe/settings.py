@@ -209,6 +209,39 @@ class PrefectSettings(BaseModel):
     retry_delay_s: float = 2
 
 
+class RunSettings(BaseModel):
+    """How a run shares the work: with copies still arriving, other runs, and other machines."""
+
+    settle_s: float = 2.0
+    settle_timeout_s: float = 120.0
+    workers: int = Field(default=1, ge=1)
+    dask_address: str = ""
+    transcribe_per_machine: int = Field(default=1, ge=1)
+    cache: bool = True
+    state_dir: str = ""
+
+    def state_folder(self, root: Path) -> Path:
+        """Locks and the result cache of one root (kept in the root: transcripts never leave it)."""
+        return Path(self.state_dir).expanduser() if self.state_dir else root / ".storypipe"
+
+    def machine_folder(self) -> Path:
+        """Locks shared by every storypipe process on this machine (the transcription slots)."""
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storypipe" / "slots"
+
+
+class WatchSettings(BaseModel):
+    """`storypipe watch` (tasks/watch.py): when an arrival counts as finished, and what is one batch."""
+
+    # A file has finished copying once its size and modification time have not changed this long.
+    settle_s: float = Field(default=5.0, gt=0)
+    # Recordings arriving within this many seconds of each other are processed in one run.
+    burst_s: float = Field(default=10.0, ge=0)
+    # Poll instead of waiting for the system's change events (network folders, where none arrive).
+    force_polling: bool = False
+    # The inbox is listed again this often, so nothing is missed even when events are lost.
+    rescan_s: float = Field(default=60.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STORYPIPE_", env_nested_delimiter="__", extra="ignore", toml_file=[PROJECT_CONFIG]
@@ -224,6 +257,8 @@ class Settings(BaseSettings):
     clips: ClipSettings = Field(default_factory=ClipSettings)
     publish: PublishSettings = Field(default_factory=PublishSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
 
     @classmethod
     def settings_customise_sources(

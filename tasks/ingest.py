@@ -21,7 +21,7 @@ from storypipe.jsonio import atomic_write_text, read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Consent, Sidecar, Source, Story
 from storypipe.settings import Settings
-from tasks import audio, consent
+from tasks import audio, claims, consent
 
 log = logging.getLogger("storypipe")
 
@@ -29,6 +29,7 @@ SIDECAR_SUFFIXES = (".yaml", ".yml")
 HASH_CHUNK = 1 << 20
 # Folder names must stay well under the 255-byte file-name limit; a longer stem is cut at a word.
 MAX_SLUG = 80
+CLOCK_SKEW_S = 60.0
 
 
 class IngestError(ValueError):
@@ -78,6 +79,33 @@ def list_inbox(layout: Layout, settings: Settings) -> list[Path]:
         for p in layout.inbox.iterdir()
         if p.is_file() and not p.name.startswith(".") and not is_sidecar(p) and not p.name.endswith(skip)
     )
+
+
+def settled(paths: list[Path], settle_s: float, timeout_s: float) -> tuple[list[Path], list[Path]]:
+    """(arrived, still arriving): a file has arrived once it has not been written to for settle_s.
+
+    A copy in progress keeps moving the file's modification time, so waiting for it to rest means a
+    half-copied recording is never taken. Waits up to timeout_s for the rest; gone files are dropped."""
+    deadline = time.monotonic() + timeout_s
+    pending, ready = list(paths), []
+    while True:
+        waits = []
+        for path in list(pending):
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                pending.remove(path)
+                continue
+            if age >= settle_s or age < -CLOCK_SKEW_S:  # far in the future: another machine's clock
+                pending.remove(path)
+                ready.append(path)
+            else:
+                waits.append(settle_s - age)
+        if not pending or time.monotonic() + min(waits) > deadline:
+            return sorted(ready), pending
+        if waits and min(waits) > 0.5:
+            log.info("Waiting for %s to finish copying", ", ".join(p.name for p in pending))
+        time.sleep(min(waits) + 0.05)
 
 
 def waiting_sidecars(layout: Layout) -> list[Path]:
@@ -190,8 +218,15 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
     if size == 0:
         raise IngestError(recording, "the file is empty (0 bytes); it may not have finished copying")
     sha = sha256_file(recording)
-    story_id = story_id_for(recording.name, sha)
+    with claims.ingest_lock(layout, settings, sha):
+        return _make_story(recording, sidecar_path, sidecar, sha, size, layout, settings, started)
 
+
+def _make_story(
+    recording: Path, sidecar_path: Path | None, sidecar: Sidecar | None, sha: str, size: int,
+    layout: Layout, settings: Settings, started: float,
+) -> tuple[Story, bool]:
+    story_id = story_id_for(recording.name, sha)
     known = existing_story(layout, story_id) or story_with_sha(layout, sha)
     if known is not None:
         _drop_duplicate(recording, sidecar_path, layout, known)
@@ -209,11 +244,6 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
             f"it holds only {duration:.2f} s of sound; at least {settings.ingest.min_duration_s:g} s is needed",
         )
     audio.write_wav(layout.speech_wav(story_id), pcm, settings.ingest.speech_sample_rate)
-
-    original_dir = layout.original_dir(story_id)
-    _move_verified(recording, original_dir / recording.name, sha)
-    if sidecar_path:
-        _move_verified(sidecar_path, original_dir / sidecar_path.name)
 
     metadata = sidecar.model_dump(exclude={"consent"}, exclude_unset=True) if sidecar else {}
     story = Story(
@@ -236,7 +266,13 @@ def ingest_recording(recording: Path, layout: Layout, settings: Settings) -> tup
     if held:
         story.problems.append(held)
     story.advance("ingested", seconds=round(time.monotonic() - started, 3))
+    # story.json first, then the files: a run killed in between leaves a story whose original is
+    # still in the inbox (or a claim), and the next run puts it in place (see _drop_duplicate).
     write_model(layout.story_dir(story_id) / "story.json", story)
+    original_dir = layout.original_dir(story_id)
+    if sidecar_path:  # the sidecar before the recording, so a stop in between loses neither
+        _move_verified(sidecar_path, original_dir / sidecar_path.name)
+    _move_verified(recording, original_dir / recording.name, sha)
     log.info(
         "%s is now story %s (%.0f s of audio)", recording.name, story_id, duration, extra={"story": story_id}
     )
@@ -253,7 +289,10 @@ def _drop_duplicate(recording: Path, sidecar: Path | None, layout: Layout, known
         recording.unlink()
     if sidecar is not None:
         stored = find_sidecar(kept)
-        if stored is not None and stored.read_bytes() == sidecar.read_bytes():
+        if stored is None and not any(p.startswith("no sidecar") for p in known.problems):
+            # The story was made with a sidecar, but a run stopped before moving it in place.
+            _move_verified(sidecar, kept.parent / sidecar.name)
+        elif stored is not None and stored.read_bytes() == sidecar.read_bytes():
             sidecar.unlink()
         else:
             quarantine(
@@ -280,6 +319,7 @@ from tasks.retry import transient_only  # noqa: E402
 @task(name="ingest", retry_condition_fn=transient_only)
 def ingest_task(root: str, filename: str, settings: Settings) -> tuple[str | None, bool, str | None]:
     """(story_id, is_new, None), or (None, False, reason) when the file must go to quarantine.
+    `filename` is in the inbox, or a full path (a run's claimed copy).
 
     Bad input is an expected outcome, not a task failure, so it is returned rather than raised.
     """

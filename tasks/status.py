@@ -103,9 +103,34 @@ def story_rows(layout: Layout) -> list[dict]:
                 "quotes_candidate": candidate,
                 "quotes_approved": approved,
                 "problems": story.problems,
+                "failure": failure(story),
             }
         )
     return rows
+
+
+def failure(story: Story) -> dict | None:
+    """Why a failed story failed, at which stage, and whether a plain re-run will try it again."""
+    if story.state != "failed":
+        return None
+    last = story.history[-1]
+    return {
+        "stage": NEXT_STAGE.get(last_good_state(story), "processing"),
+        "reason": last.note or "",
+        "at": last.at.isoformat(),
+        "tried_again_by_run": last.retry is not False,
+    }
+
+
+def retry_problem(layout: Layout, story_id: str) -> str | None:
+    """Why `storypipe retry` cannot take this story (None when it can)."""
+    path = layout.story_dir(story_id) / "story.json"
+    if not path.exists():
+        return f"there is no story {story_id} in {layout.transcripts}"
+    story = read_model(path, Story)
+    if story.state != "failed":
+        return f"{story_id} has not failed (it is {story.state})"
+    return consent.transcribe(story)
 
 
 def quarantined(layout: Layout) -> list[dict]:

@@ -6,6 +6,8 @@ drop what is probably not speech → label who spoke → flag unsure words → w
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from storypipe.jsonio import BadFileError, read_model, write_model
 from storypipe.layout import Layout
 from storypipe.models import Segment, Story, Transcript
 from storypipe.settings import Settings
-from tasks import audio, formats, quality, speakers, vad
+from tasks import audio, claims, formats, quality, speakers, vad
 from tasks.engines import Engine, get_engine
 from tasks.vad import NoSpeechError
 
@@ -104,15 +106,43 @@ def _reviewed_transcript(story_dir: Path) -> Transcript | None:
 
 def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Transcript:
     """Transcribe one ingested story and write transcript.json, .txt, .srt and .vtt beside story.json."""
+    kept = keep_reviewed(story_id, layout)
+    if kept is not None:
+        return kept
+    transcript, seconds = compute_transcript(story_id, layout, settings)
+    return save_transcript(transcript, layout, seconds)
+
+
+def keep_reviewed(story_id: str, layout: Layout) -> Transcript | None:
+    """A person has corrected this transcript: a re-run never replaces their work (contract)."""
     story_dir = layout.story_dir(story_id)
-    story = read_model(story_dir / "story.json", Story)
     reviewed = _reviewed_transcript(story_dir)
     if reviewed is not None:
-        # A person has corrected this transcript: a re-run never replaces their work (contract).
+        story = read_model(story_dir / "story.json", Story)
         story.advance("transcribed", note="kept the reviewed transcript")
         write_model(story_dir / "story.json", story)
         log.info("Kept the reviewed transcript of %s", story_id, extra={"story": story_id})
-        return reviewed
+    return reviewed
+
+
+def cache_key(story: Story, settings: Settings) -> str:
+    """What a transcript depends on: the audio's bytes, the engine and model, and every setting that
+    shapes it (VAD, filters, confidence marks, speaker count). Anything else changing keeps the cache."""
+    parts = {
+        "schema": Transcript.model_fields["schema_version"].default,
+        "audio": story.source.sha256,
+        "transcribe": settings.transcribe.model_dump(exclude={"cache_dir", "device", "batch_s"}),
+        "speakers": settings.speakers.model_dump(),
+        "rate": settings.ingest.speech_sample_rate,
+        "metadata": {k: getattr(story.metadata, k) for k in ("language", "speakers", "speaker_roles")},
+        "story_id": story.story_id,  # the transcript names its story
+    }
+    return "transcript-" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def compute_transcript(story_id: str, layout: Layout, settings: Settings) -> tuple[Transcript, float]:
+    """The transcript of a story's audio (nothing written): VAD, the engine, speakers, confidence."""
+    story = read_model(layout.story_dir(story_id) / "story.json", Story)
     speech = audio.read_wav_float(speech_wav(story, layout, settings))
     channels = speech if speech.ndim == 2 else None
     mono = speech.mean(axis=1) if channels is not None else speech
@@ -138,19 +168,27 @@ def transcribe_story(story_id: str, layout: Layout, settings: Settings) -> Trans
         warnings=warnings,
         segments=segments,
     )
-    write_model(story_dir / "transcript.json", transcript)
-    formats.write_transcript_files(transcript, story_dir, title=story.metadata.title)
-    story.problems = [p for p in story.problems if p not in warnings] + warnings
-    story.advance("transcribed", seconds=round(seconds, 3))
-    write_model(story_dir / "story.json", story)
     low = sum(w.low_confidence for s in segments for w in s.words)
     log.info(
         "Transcribed %s: %d words (%d to check) in %.1f s%s", story_id, len(transcript.words()), low, seconds,
         f"; dropped {sum(dropped.values())} non-speech segments" if dropped else "",
         extra={"story": story_id},
     )
+    return transcript, seconds
+
+
+def save_transcript(transcript: Transcript, layout: Layout, seconds: float | None, note: str | None = None) -> Transcript:
+    """Write transcript.json and its .txt/.srt/.vtt, then record the stage on the story."""
+    story_dir = layout.story_dir(transcript.story_id)
+    story = read_model(story_dir / "story.json", Story)
+    write_model(story_dir / "transcript.json", transcript)
+    formats.write_transcript_files(transcript, story_dir, title=story.metadata.title)
+    warnings = transcript.warnings
+    story.problems = [p for p in story.problems if p not in warnings] + warnings
+    story.advance("transcribed", seconds=round(seconds, 3) if seconds is not None else None, note=note)
+    write_model(story_dir / "story.json", story)
     for warning in warnings:
-        log.warning("%s: %s", story_id, warning, extra={"story": story_id})
+        log.warning("%s: %s", transcript.story_id, warning, extra={"story": transcript.story_id})
     return transcript
 
 
@@ -160,7 +198,18 @@ from prefect import task  # noqa: E402
 from tasks.retry import transient_only  # noqa: E402
 
 
-@task(name="transcribe", retry_condition_fn=transient_only)
-def transcribe_task(root: str, story_id: str, settings: Settings) -> int:
-    """Returns the number of words transcribed (the transcript itself is on disk)."""
-    return len(transcribe_story(story_id, Layout(Path(root)), settings).words())
+def _cache_key(context, parameters: dict) -> str | None:
+    """Prefect cache_key_fn: the content key (see cache_key), or no caching when it is turned off."""
+    settings: Settings = parameters["settings"]
+    if not settings.run.cache:
+        return None
+    story = read_model(Layout(Path(parameters["root"])).story_dir(parameters["story_id"]) / "story.json", Story)
+    return cache_key(story, settings)
+
+
+@task(name="transcribe", retry_condition_fn=transient_only, cache_key_fn=_cache_key, persist_result=True, tags=["transcribe"])
+def transcribe_task(root: str, story_id: str, settings: Settings) -> tuple[Transcript, float]:
+    """The transcript and the seconds it took, cached by content in the root's result store; one of
+    the machine's transcription slots is held while it runs (tasks/claims.py)."""
+    with claims.machine_slot(settings, "transcribe", story_id):
+        return compute_transcript(story_id, Layout(Path(root)), settings)
