@@ -103,19 +103,22 @@ def _retries(settings: Settings) -> dict:
 
 
 @task(name="finish-story")
-def finish_story_task(root: str, story_id: str, settings: Settings, file: str) -> Outcome:
+def finish_story_task(root: str, story_id: str, settings: Settings, file: str, retry: bool = False) -> Outcome:
     """A story's remaining stages, on whichever worker the task runner chose."""
-    return finish_story(root, story_id, settings, file)
+    return finish_story(root, story_id, settings, file, retry)
 
 
-def finish_story(root: str, story_id: str, settings: Settings, file: str) -> Outcome:
+def finish_story(root: str, story_id: str, settings: Settings, file: str, retry: bool = False) -> Outcome:
     """Run the stages a story still needs, under its lock; a failure marks that story failed and the
-    run goes on. A stage that finished is never done again: each records itself in story.json."""
+    run goes on. A stage that finished is never done again: each records itself in story.json.
+    `retry` also takes a failed story that a plain run leaves alone."""
     layout = Layout(Path(root))
     retries = _retries(settings)
     with claims.story_lock(layout, settings, story_id) as mine:
         if not mine:
             return Outcome(file=file, story_id=story_id, result="skipped", reason="another run is working on it")
+        if not (retry or status.is_unfinished(layout, story_id)):
+            return Outcome(file=file, story_id=story_id, result="skipped", reason="another run finished it")
         claims.sweep_leftovers(layout, story_id)
         try:
             stage = status.next_stage(layout, story_id)
@@ -152,6 +155,6 @@ def retry_stories(root: str, story_ids: list[str]) -> list[Outcome]:
     alone because trying again would not help by itself, e.g. after the audio was fixed)."""
     settings = load_settings(Path(root))
     return [
-        finish_story_task.with_options(task_run_name=f"story: {story_id}")(root, story_id, settings, story_id)
+        finish_story_task.with_options(task_run_name=f"story: {story_id}")(root, story_id, settings, story_id, retry=True)
         for story_id in story_ids
     ]

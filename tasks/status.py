@@ -49,6 +49,8 @@ def needs_work(story: Story) -> bool:
     """
     if consent.transcribe(story):
         return False
+    if story.state == "extracted":  # stopped before staging: only work when consent allows staging
+        return consent.stage(story) is None
     return story.state in ("ingested", "transcribed") or (story.state == "failed" and story.history[-1].retry is not False)
 
 

@@ -1,0 +1,142 @@
+"""Nothing lost under faults: a real `kill -9` of a running `storypipe run` at each stage, then a run
+that finishes the story; and two runs started at once on one inbox. Real Whisper, real Prefect,
+real processes (each with its own temporary Prefect server, as on a volunteer's laptop)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from storypipe.cli import SAMPLE_DIR
+from storypipe.layout import Layout
+from tests import audio_fixtures as af
+from tests.conftest import DATA
+
+pytestmark = pytest.mark.e2e
+
+STORYPIPE = Path(sys.executable).parent / "storypipe"
+POLL_S = 0.02
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def env_for(root: Path) -> dict:
+    env = dict(os.environ, PREFECT_HOME=str(root / ".prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               STORYPIPE_RUN__SETTLE_S="0", COLUMNS="200")
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def start_run(root: Path) -> subprocess.Popen:
+    # Its own process group, so kill -9 takes the run and the temporary Prefect server it started,
+    # as a power cut or a laptop that never wakes would.
+    return subprocess.Popen([str(STORYPIPE), "run", "--root", str(root)], env=env_for(root), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def story_state(story_json: Path) -> str | None:
+    try:
+        return json.loads(story_json.read_text("utf-8"))["state"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None  # not there yet (a write is atomic: a half file is never seen)
+
+
+def kill_when(proc: subprocess.Popen, story_json: Path, state: str, delay_s: float = 0.0, timeout_s: float = 600) -> str:
+    """SIGKILL the whole run as soon as the story reaches `state` (plus a delay); returns the state then."""
+    deadline = time.monotonic() + timeout_s
+    while story_state(story_json) != state:
+        assert proc.poll() is None, f"the run ended before {state}:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"{state} never came"
+        time.sleep(POLL_S)
+    time.sleep(delay_s)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return story_state(story_json)
+
+
+def all_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and ".prefect-home" not in p.parts]
+
+
+def history_states(story_json: Path) -> list[str]:
+    return [h["state"] for h in json.loads(story_json.read_text("utf-8"))["history"]]
+
+
+def test_a_run_killed_at_every_stage_is_finished_by_the_next(tmp_path):
+    root = tmp_path
+    layout = Layout(root).ensure()
+    shutil.copy2(DATA / "jfk.flac", layout.inbox / "jfk.flac")
+    (layout.inbox / "jfk.yaml").write_text(
+        'title: "Ask not"\nstoryteller: "J."\nconsent: {transcript: true, clips: true, full_story: true, anonymise: false}\n'
+    )
+    before = {p.name: sha(p) for p in layout.inbox.iterdir()}
+    story_id = f"jfk-{before['jfk.flac'][:8]}"
+    story_json = layout.story_dir(story_id) / "story.json"
+
+    # 1. Killed during transcription: ingested, the speech copy made, Whisper running.
+    at = kill_when(start_run(root), story_json, "ingested", delay_s=3.0)
+    assert at == "ingested"
+    # 2. Killed as extraction starts (transcription done), 3. as staging starts.
+    assert kill_when(start_run(root), story_json, "transcribed") in ("transcribed", "extracted")
+    assert kill_when(start_run(root), story_json, "extracted") in ("extracted", "staged")
+    # 4. A plain run finishes the story.
+    final = subprocess.run([str(STORYPIPE), "run", "--root", str(root)], env=env_for(root), capture_output=True,
+                           text=True, timeout=900)
+    assert final.returncode == 0, final.stdout + final.stderr
+
+    assert story_state(story_json) == "staged"
+    states = history_states(story_json)
+    # Each finished stage is done once: ingest once, transcription once (the first run never finished it).
+    assert states.count("ingested") == 1 and states.count("transcribed") == 1, states
+    assert states.count("extracted") <= 2 and states[-1] == "staged", states  # at most the killed one again
+    # No duplicate story, nothing half-written, nothing left claimed, the original intact and in its place.
+    assert [p.name for p in layout.transcripts.iterdir()] == [story_id]
+    leftovers = [p for p in all_files(root) if p.name.endswith(".tmp") or p.name.startswith(".jfk")]
+    assert leftovers == []
+    assert not (layout.inbox / ".claimed").exists() and not any(layout.inbox.iterdir())
+    assert not [p for p in layout.staging.iterdir() if p.name.startswith(".") and p.suffix != ".lock"]
+    kept = {p.name: sha(p) for p in layout.original_dir(story_id).iterdir()}
+    assert kept == before
+    for name in ("transcript.json", "quotes.json", "keyphrases.json"):
+        json.loads((layout.story_dir(story_id) / name).read_text("utf-8"))  # whole, valid JSON
+    staged = layout.staging / story_id
+    sums = dict(line.split("  ")[::-1] for line in (staged / "SHA256SUMS").read_text().splitlines())
+    assert all(sha(staged / name) == digest for name, digest in sums.items())
+
+
+def test_two_runs_at_once_never_take_a_file_or_story_twice(tmp_path):
+    root = tmp_path
+    layout = Layout(root).ensure()
+    for i, text in enumerate([
+        "I found people who listened to me at the cafe.",
+        "The group gave me my confidence back.",
+        "Nobody asked us before, and now they do.",
+    ]):
+        af.speech(layout.inbox, f"story {i}.wav", text)
+    shutil.copy2(SAMPLE_DIR / "interview.mp3", layout.inbox / "interview.mp3")
+    before = sorted(sha(p) for p in layout.inbox.iterdir())
+
+    runs = [start_run(root), start_run(root)]
+    outputs = [r.communicate(timeout=900)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+
+    stories = sorted(layout.transcripts.glob("*/story.json"))
+    assert len(stories) == 4
+    for story_json in stories:
+        states = history_states(story_json)
+        assert states.count("ingested") == 1 and states.count("transcribed") == 1, (story_json, states)
+        assert story_state(story_json) == "extracted"  # no sidecar: nothing is staged
+    originals = sorted(sha(p) for p in layout.originals.rglob("*") if p.is_file())
+    assert originals == before
+    assert not any(layout.inbox.iterdir()) and not any(layout.quarantine.iterdir())
