@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+import os
 import subprocess
 import wave
 from dataclasses import dataclass
@@ -85,11 +86,47 @@ def probe(path: Path) -> Probe:
     return _probe_ffmpeg(path)
 
 
+def _unreadable(path: Path, tool: str, stderr: bytes) -> AudioError:
+    """Why a file could not be opened, in words: a text document, or a damaged (often cut-off) recording."""
+    detail = f"({tool}: {_ffmpeg_error(stderr, path)})"
+    if _looks_like_text(path):
+        return AudioError(f"this is not an audio or video file we can read: it holds plain text {detail}")
+    return AudioError(f"this is not an audio or video file we can read; it may be damaged or cut short {detail}")
+
+
+def _looks_like_text(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(4096)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # not merely a character cut in two at the end of the sample
+            return False
+        text = head[: e.start].decode("utf-8")
+    text = text.removeprefix("\ufeff")
+    return bool(text.strip()) and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+# The decoded sound may fall short of the length a file declares by this much before it counts as cut off.
+CUT_SHORT_S, CUT_SHORT_FRACTION = 1.0, 0.1
+
+
+def cut_short(declared_s: float, decoded_s: float) -> str | None:
+    """A note when a file says it lasts longer than the sound that could be read (a copy cut off)."""
+    missing = declared_s - decoded_s
+    if missing < CUT_SHORT_S or missing < CUT_SHORT_FRACTION * declared_s:
+        return None
+    return (
+        f"the file seems cut short: it says it lasts {declared_s:.1f} s, but only {decoded_s:.1f} s of sound "
+        "could be read (check that the whole recording was copied)"
+    )
+
+
 def _probe_ffprobe(path: Path) -> Probe:
     cmd = [ffprobe_binary(), "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
     run = subprocess.run(cmd, capture_output=True)
     if run.returncode != 0:
-        raise AudioError(f"this is not an audio or video file we can read (ffprobe: {_ffmpeg_error(run.stderr, path)})")
+        raise _unreadable(path, "ffprobe", run.stderr)
     info = json.loads(run.stdout or b"{}")
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if not streams:
@@ -121,7 +158,7 @@ def _probe_ffmpeg(path: Path) -> Probe:
     run = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True)
     text = run.stderr.decode("utf-8", "replace")
     if "Input #0" not in text:
-        raise AudioError(f"this is not an audio or video file we can read (ffmpeg: {_ffmpeg_error(run.stderr, path)})")
+        raise _unreadable(path, "ffmpeg", run.stderr)
     audio = _AUDIO.search(text)
     if not audio:
         raise AudioError("the file has no sound track (no audio stream found)")
@@ -192,12 +229,17 @@ def mp3_rate(rate: int) -> int:
 def encode_mp3(pcm: np.ndarray, rate: int, dest: Path, bitrate: str) -> Path:
     """16-bit PCM (samples or samples x channels) to mp3, piped straight into ffmpeg (no temporary wav, no extra copy)."""
     channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     cmd = [
         ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(rate),
-        "-ac", str(channels), "-i", "pipe:0", "-f", "mp3", "-b:a", bitrate, "-y", str(dest),
+        "-ac", str(channels), "-i", "pipe:0", "-f", "mp3", "-b:a", bitrate, "-y", str(tmp),
     ]
     data = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
-    run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    if run.returncode != 0:
-        raise AudioError(f"{dest.name} could not be written (ffmpeg: {_ffmpeg_error(run.stderr)})")
+    try:
+        run = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if run.returncode != 0:
+            raise AudioError(f"{dest.name} could not be written (ffmpeg: {_ffmpeg_error(run.stderr)})")
+        os.replace(tmp, dest)  # whole or absent, like every file storypipe writes
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
