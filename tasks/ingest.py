@@ -6,6 +6,7 @@ quarantine with a note saying why, and the other files go on.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -135,6 +136,19 @@ def read_sidecar(path: Path) -> Sidecar:
         raise IngestError(path, f"the sidecar {path.name} has invalid values ({problems})") from e
 
 
+def unknown_fields(path: Path | None, sidecar: Sidecar | None) -> str | None:
+    """A note naming the sidecar fields storypipe does not know (kept in metadata: often a typo)."""
+    unknown = sorted(sidecar.model_extra or {}) if sidecar else []
+    if not unknown:
+        return None
+    known = [f for f in Sidecar.model_fields if f != "consent"] + ["consent"]
+    named = []
+    for field in unknown:
+        near = difflib.get_close_matches(str(field).lower(), known, n=1, cutoff=0.75)
+        named.append(f"{field} (did you mean {near[0]}?)" if near else str(field))
+    return f"the sidecar {path.name} has fields storypipe does not know ({', '.join(named)}): kept as they are"
+
+
 def consent_for(sidecar: Sidecar | None, settings: Settings) -> Consent:
     """The sidecar's consent where given, the configured (cautious) default for anything left out."""
     default = settings.ingest.default_consent.model_dump()
@@ -238,10 +252,12 @@ def _make_story(
     except audio.AudioError as e:
         raise IngestError(recording, str(e)) from e
     duration = len(pcm) / settings.ingest.speech_sample_rate
+    cut = audio.cut_short(info.duration_s, duration)
     if duration < settings.ingest.min_duration_s:
         raise IngestError(
             recording,
-            f"it holds only {duration:.2f} s of sound; at least {settings.ingest.min_duration_s:g} s is needed",
+            f"it holds only {duration:.2f} s of sound; at least {settings.ingest.min_duration_s:g} s is needed"
+            + (f" ({cut})" if cut else ""),
         )
     audio.write_wav(layout.speech_wav(story_id), pcm, settings.ingest.speech_sample_rate)
 
@@ -262,6 +278,9 @@ def _make_story(
     )
     if sidecar is None:
         story.problems.append("no sidecar: the cautious default consent was used (no clips, no full story)")
+    for note in filter(None, [cut, unknown_fields(sidecar_path, sidecar)]):
+        story.problems.append(note)
+        log.warning("%s: %s", recording.name, note, extra={"story": story_id})
     held = consent.transcribe(story)
     if held:
         story.problems.append(held)

@@ -157,6 +157,30 @@ def speech(
     return out
 
 
+def speech_as(
+    folder: Path, name: str, text: str, sample_rate: int = 16000, channels: int = 1,
+    codec: list[str] | None = None, voice: str = "en", words_per_minute: int = 170,
+) -> Path:
+    """espeak-ng speech resampled and upmixed (every channel carries the voice) into an unusual format,
+    e.g. 6-channel 48 kHz, 96 kHz 24-bit (`codec=["-c:a", "pcm_s24le"]`) or 8 kHz phone audio
+    (`codec=["-c:a", "pcm_mulaw"]`). Without `codec`, the name's extension picks it (see CODECS)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / name
+    raw = speech(folder, f".{out.stem}.espeak.wav", text, voice, words_per_minute)
+    layout = CHANNEL_LAYOUTS.get(channels)
+    filt = f"aformat=channel_layouts={layout}" if layout else f"pan={channels}c|" + "|".join(
+        f"c{i}=c0" for i in range(channels)
+    )
+    out_args = [*codec, "-ar", str(sample_rate), "-ac", str(channels)] if codec else _audio_out_args(
+        out, sample_rate, channels
+    )
+    try:
+        run_ffmpeg("-i", str(raw), "-af", filt, *out_args, str(out))
+    finally:
+        raw.unlink()
+    return out
+
+
 def text_file(folder: Path, name: str = "notes.mp3", text: str = "This is not a recording.\n") -> Path:
     """A plain-text file, usually given an audio extension to look like a recording."""
     folder.mkdir(parents=True, exist_ok=True)

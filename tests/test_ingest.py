@@ -271,7 +271,10 @@ def test_ingest_good_wav_with_sidecar(layout, cfg):
     assert raw["metadata"]["project_code"] == "NW-7"
     assert "consent" not in raw["metadata"]
     assert raw["consent"] == {"transcript": True, "clips": True, "full_story": False, "anonymise": True}
-    assert story.problems == []
+    # The one problem: a field storypipe does not know, kept as it is (it may be a typo).
+    assert story.problems == [
+        "the sidecar Interview 03.yaml has fields storypipe does not know (project_code): kept as they are"
+    ]
     # The 16 kHz copy for recognition keeps a stereo original's two channels (one voice per channel
     # is common on interview recorders); recognition mixes them to mono in memory.
     speech = layout.speech_wav(story.story_id)
@@ -620,3 +623,83 @@ def test_mono_and_multichannel_recordings_get_a_mono_speech_copy(layout, cfg):
         with wave.open(str(layout.speech_wav(story.story_id)), "rb") as w:
             assert (w.getnchannels(), w.getframerate()) == (1, 16000)
         assert story.source.channels == channels
+
+
+# ---- awkward input (issue 7): the reasons a volunteer reads ----
+
+
+def test_unknown_sidecar_fields_are_kept_with_a_warning(layout, cfg):
+    import logging
+
+    recording = af.sine(layout.inbox, "talk.wav", duration=1.2)
+    write_sidecar(recording, "title: Talk\nstoryteler: R.\nproject_code: NW-7\n")
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("storypipe").addHandler(handler)  # the CLI stops it propagating to the root
+    try:
+        story, _ = ingest.ingest_recording(recording, layout, cfg)
+    finally:
+        logging.getLogger("storypipe").removeHandler(handler)
+
+    assert story.metadata.model_extra == {"storyteler": "R.", "project_code": "NW-7"}
+    note = (
+        "the sidecar talk.yaml has fields storypipe does not know "
+        "(project_code, storyteler (did you mean storyteller?)): kept as they are"
+    )
+    assert note in story.problems
+    assert warnings == [f"talk.wav: {note}"]
+    saved = json.loads((layout.story_dir(story.story_id) / "story.json").read_text(encoding="utf-8"))
+    assert saved["metadata"]["storyteler"] == "R." and note in saved["problems"]
+
+
+def test_known_sidecar_fields_give_no_warning(layout, cfg):
+    recording = af.sine(layout.inbox, "talk.wav", duration=1.2)
+    write_sidecar(recording, "title: Talk\nstoryteller: R.\nconsent: {clips: true}\n")
+    story, _ = ingest.ingest_recording(recording, layout, cfg)
+    assert story.problems == []
+
+
+def test_an_mp3_cut_in_half_is_used_and_said_to_be_cut_short(layout, cfg):
+    real = af.speech(layout.root / "elsewhere", "real.mp3", "The group helped me find my voice again after a hard year.")
+    data = real.read_bytes()
+    recording = layout.inbox / "half.mp3"
+    recording.write_bytes(data[: len(data) // 2])
+
+    story, _ = ingest.ingest_recording(recording, layout, cfg)
+
+    (note,) = [p for p in story.problems if "cut short" in p]
+    assert "it says it lasts 3.5 s, but only 1.7 s of sound could be read" in note
+    assert story.source.duration_s == pytest.approx(1.7, abs=0.1)
+    assert sha256(layout.original_dir(story.story_id) / "half.mp3") == hashlib.sha256(data[: len(data) // 2]).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "keep, words",
+    [
+        (400, ["not an audio or video file", "damaged or cut short"]),  # no sound frame at all
+        (1000, ["only 0.03 s", "at least 1 s", "cut short", "it says it lasts 3.5 s"]),  # a few frames
+    ],
+)
+def test_an_mp3_cut_to_a_few_hundred_bytes_says_so(layout, cfg, keep, words):
+    real = af.speech(layout.root / "elsewhere", "real.mp3", "The group helped me find my voice again after a hard year.")
+    recording = af.truncated(real, layout.inbox, "stub.mp3", keep_bytes=keep)
+    with pytest.raises(IngestError) as caught:
+        ingest.ingest_recording(recording, layout, cfg)
+    for word in words:
+        assert word in caught.value.reason
+    assert list(layout.inbox.iterdir()) == [recording]
+
+
+def test_text_with_an_audio_extension_is_called_text(layout, cfg):
+    recording = af.text_file(layout.inbox, "notes.wav", "Meeting notes for Tuesday, not a recording.\n")
+    with pytest.raises(IngestError) as caught:
+        ingest.ingest_recording(recording, layout, cfg)
+    assert caught.value.reason.startswith("this is not an audio or video file we can read: it holds plain text")
+
+
+def test_a_whole_recording_is_not_said_to_be_cut_short(layout, cfg):
+    for name in ("whole.mp3", "whole.m4a", "whole.ogg", "whole.wav"):
+        recording = af.speech(layout.inbox, name, "The group helped me find my voice again after a hard year.")
+        story, _ = ingest.ingest_recording(recording, layout, cfg)
+        assert not any("cut short" in p for p in story.problems), (name, story.problems)
