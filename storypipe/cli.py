@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -220,8 +222,10 @@ def watch(
     _setup_logging(verbose)  # before anything imports Prefect, which sets up its logging once
     settings = _settings_or_exit(root)
     _check_model(settings)
-    inbox = Layout(root).ensure().inbox
-    from tasks.watch import watch_inbox
+    layout = Layout(root).ensure()
+    inbox, ignore = layout.inbox, settings.ingest.ignore_suffixes
+    from tasks import claims, status
+    from tasks.watch import recordings_in, watch_inbox
 
     def process() -> int:
         try:
@@ -229,13 +233,31 @@ def watch(
         except typer.Exit as e:  # a configuration or model problem, already explained on screen
             return e.exit_code
 
-    console.print(f"Watching {inbox} for new recordings. Each is processed once it has not changed for "
-                  f"{settings.watch.settle_s:g} s. Press Ctrl-C to stop.")
+    console.print(f"Watching {inbox} for new recordings.", soft_wrap=True)
+    console.print(f"Each is processed once it has not changed for {settings.watch.settle_s:g} s. "
+                  "Press Ctrl-C to stop.")
+    claims.recover_claims(layout, settings)  # a stopped run's files go back to the inbox: the first batch
+    stop = threading.Event()
+
+    def interrupt(signum, frame) -> None:
+        # Prefect swallows a KeyboardInterrupt that lands just after a flow's own code has finished;
+        # the stop event then still ends the watch when that run returns.
+        stop.set()
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and a service manager's stop (SIGTERM), end the watch the same way.
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        watch_inbox(inbox, process, settings.watch, ignore_suffixes=settings.ingest.ignore_suffixes)
+        if status.unfinished_stories(layout) and not recordings_in(inbox, ignore):
+            process()  # stories a stopped run left are finished now, not at the next arrival
+        watch_inbox(inbox, process, settings.watch, stop=stop, ignore_suffixes=ignore)
     except KeyboardInterrupt:
-        console.print("Stopped watching. Goodbye! Anything left half done is picked up by the next "
-                      "`storypipe run` or `storypipe watch`.")
+        pass
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    console.print("Stopped watching. Goodbye! Anything left half done is picked up by the next "
+                  "`storypipe run` or `storypipe watch`.")
 
 
 @app.command("status")

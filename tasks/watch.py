@@ -79,6 +79,7 @@ def watch_inbox(
     number of batches) or KeyboardInterrupt. `on_event(kind, paths)` hears "arrived", "batch" and
     "processed". An exception from `process()` is logged and the watch goes on."""
     inbox.mkdir(parents=True, exist_ok=True)
+    inbox = inbox.resolve()  # events name files under the path watched; compare like with like
     ignore = tuple(ignore_suffixes)
     notify: OnEvent = on_event or (lambda kind, paths: None)
     pending: dict[Path, tuple[Signature, float]] = {}  # file -> (signature, when it last changed)
@@ -125,7 +126,7 @@ def watch_inbox(
                 if path not in pending and seen.get(path) != _signature(path):
                     arrive(path, now, "is in the inbox" if batches == 0 else "was found in the inbox")
 
-        for path, (old, changed_at) in list(pending.items()):
+        for path, (old, _) in list(pending.items()):
             sig = _signature(path)
             if sig is None:
                 del pending[path]
@@ -156,5 +157,7 @@ def watch_inbox(
         seen = {p: s for p, s in {**seen, **before}.items() if p.exists()}
         told = {p for p in told if p.exists()}
         notify("processed", batch)
+        if stop is not None and stop.is_set():
+            break
         log.info("Watching %s for new recordings (press Ctrl-C to stop)", inbox)
     return batches
