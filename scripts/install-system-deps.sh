@@ -2,13 +2,16 @@
 # Installs Debian's ffmpeg and espeak-ng when they are missing and apt-get can be used (root or
 # passwordless sudo). Without them storypipe still decodes audio with imageio-ffmpeg's binary.
 # Also installs Debian's chromium (without recommends) for the headless browser tests, which
-# Playwright drives at /usr/bin/chromium (Playwright's own browser download can't be used).
+# Playwright drives at /usr/bin/chromium (Playwright's own browser download can't be used), and
+# Pango for the report's PDF.
 set -u
 missing=()        # installed with apt's recommends, as before
 missing_norec=()  # installed with --no-install-recommends
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 [ -x /usr/bin/chromium ] || missing_norec+=(chromium)
+# Pango, for `storypipe report --pdf` (weasyprint); chromium usually brings it already.
+ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || missing_norec+=(libpango-1.0-0 libpangoft2-1.0-0)
 all=("${missing[@]}" "${missing_norec[@]}")
 [ ${#all[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -438,6 +438,47 @@ def reject(
     _decide(root, story_id, quote_ids, "rejected")
 
 
+@app.command("report")
+def report_cmd(
+    root: RootOption = None,
+    stories: Annotated[
+        Optional[list[str]],
+        typer.Option("--stories", help="Only these stories (ids from `storypipe status`), comma-separated or repeated."),
+    ] = None,
+    title: Annotated[Optional[str], typer.Option("--title", help="The report's title (default: [report] title).")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also write report.pdf (weasyprint).")] = False,
+    render: Annotated[
+        Optional[Path],
+        typer.Option("--render", help="Make report.html (and the PDF) again from an edited report.md; nothing else.",
+                     exists=True, dir_okay=False),
+    ] = None,
+) -> None:
+    """Draft the findings report across stories in reports/<date>/: report.md to edit, report.html, charts."""
+    from storypipe.jsonio import BadFileError
+    from tasks import report
+
+    layout = Layout(_resolve_root(root))
+    try:
+        if render is not None:
+            for path in report.render_files(render, pdf=pdf):
+                console.print(f"Wrote {path}")
+            return
+        settings = _settings_or_exit(layout.root)
+        wanted = [s.strip() for item in stories or [] for s in item.split(",") if s.strip()] or None
+        written = report.write_report(layout, settings, wanted=wanted, title=title, pdf=pdf)
+    except (report.ReportError, BadFileError) as e:
+        console.print(f"[red]No report:[/red] {e}")
+        raise typer.Exit(2) from None
+    if written.kept_edits:
+        console.print(f"[yellow]report.md had been edited: your version is kept as {written.kept_edits}[/yellow]")
+    console.print(f"Report of {written.stories} stor{'y' if written.stories == 1 else 'ies'} in {written.folder}")
+    for note in written.notes:
+        console.print(f"  {note}")
+    for path in written.files:
+        console.print(f"  {path.relative_to(written.folder)}")
+    console.print(f"Edit report.md, then `storypipe report --render {written.folder / 'report.md'}` to update the HTML.")
+
+
 @app.command()
 def demo(
     root: Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +29,8 @@ def _yes_or_no(value: object) -> bool:
 
 
 ConsentFlag = Annotated[bool, BeforeValidator(_yes_or_no)]
+# Unset (None) where the contract gives a default that follows another answer.
+OptionalConsentFlag = Annotated[bool | None, BeforeValidator(lambda v: None if v is None else _yes_or_no(v))]
 
 
 class Consent(BaseModel):
@@ -37,9 +39,17 @@ class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     transcript: ConsentFlag = True
+    # Quotes may be used in the project's written report (`storypipe report`); unset: as `transcript`.
+    report: OptionalConsentFlag = None
     clips: ConsentFlag = False
     full_story: ConsentFlag = False
     anonymise: ConsentFlag = True
+
+    @model_validator(mode="after")
+    def _report_follows_transcript(self) -> Consent:
+        if self.report is None:
+            self.report = self.transcript
+        return self
 
 
 class Metadata(BaseModel):

@@ -242,6 +242,30 @@ class WatchSettings(BaseModel):
     rescan_s: float = Field(default=60.0, gt=0)
 
 
+class ReportSettings(BaseModel):
+    """`storypipe report` (tasks/report.py): the team's own words, and what the report shows."""
+
+    title: str = ""  # empty: "Findings: <project name>"
+    purpose: str = ""
+    method: str = ""
+    # Codebook themes with sections of their own (the rest are listed under Themes).
+    challenges_theme: str = "challenges"
+    value_themes: dict[str, str] = Field(
+        default_factory=lambda: {"individuals": "value-individuals", "organisations": "value-organisations",
+                                 "society": "value-society"}
+    )
+    # Sidecar `demographics:` keys charted under "Who shared their stories".
+    demographics: list[str] = Field(default_factory=lambda: ["age_range", "gender"])
+    # Groups smaller than this are not shown, so no one can be picked out.
+    min_group: int = Field(default=5, ge=1)
+    # Approved quotes shown under each theme (best first, one story at a time); 0: all of them.
+    quotes_per_theme: int = Field(default=6, ge=0)
+    max_keyphrases: int = Field(default=30, ge=0)
+    # Chart images: dots per inch (print quality) and width in inches.
+    chart_dpi: int = 200
+    chart_width_in: float = 7.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STORYPIPE_", env_nested_delimiter="__", extra="ignore", toml_file=[PROJECT_CONFIG]
@@ -259,6 +283,7 @@ class Settings(BaseSettings):
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz
 
-from storypipe.models import Metadata, Transcript, Word
+from storypipe.models import Metadata, Quote, Story, Transcript, Word
 from storypipe.settings import AnonymiseSettings, Settings
 from tasks.nlp import join_words, load_nlp, speaker_turns, word_range
 
@@ -251,6 +251,16 @@ def redact_text(
     cfg = settings.anonymise
     known = anonymised.known if anonymised else known_names(metadata, cfg)
     return redact_words(load_nlp(settings.extract.spacy_model), texts, known, cfg)
+
+
+def public_quote_text(quote: Quote, story: Story, settings: Settings, anonymised: Anonymised | None) -> str:
+    """A quote's words as they may be shown outside the team: as written, or, for an anonymised
+    story, the redacted words spoken over its span (its own text redacted when no words fall there)."""
+    text = quote.text
+    if anonymised is not None:
+        text = anonymised.text_between(quote.start, quote.end)
+        text = text or redact_text([quote.text], story.metadata, settings, anonymised)[0]
+    return " ".join(text.split()).strip(" \"“”")
 
 
 def mute_spans(redactions: list[Redaction], pad_s: float, duration_s: float) -> list[tuple[float, float]]:

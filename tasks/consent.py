@@ -9,7 +9,7 @@ in words for the team (shown by `storypipe status` and the review app).
 | cut clips of quotes          | transcript and clips           |
 | publish clips (YouTube)      | transcript and clips           |
 | stage the full story         | transcript and full_story      |
-| use quotes in the report     | transcript (and report, when the report issue adds it) |
+| use quotes in the report     | transcript and report (report: as transcript when unset) |
 | hide names in all of these   | anonymise                      |
 """
 
@@ -51,7 +51,7 @@ def report(subject: Story | Consent) -> str | None:
     c = _consent(subject)
     if not c.transcript:
         return f"not in the report: {NO_TRANSCRIPT}"
-    if not getattr(c, "report", True):
+    if not c.report:
         return "not in the report: the storyteller did not consent to their quotes being used in the report"
     return None
 

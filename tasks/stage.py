@@ -46,7 +46,7 @@ from storypipe.layout import Layout
 from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript, now
 from storypipe.settings import AnonymiseSettings, Settings
 from tasks import audio, consent, formats
-from tasks.anonymise import Anonymised, anonymise, hide_in_audio, redact_text
+from tasks.anonymise import Anonymised, anonymise, hide_in_audio, public_quote_text, redact_text
 
 log = logging.getLogger("storypipe")
 
@@ -224,12 +224,7 @@ def summary(quotes: QuotesFile | None, story: Story, settings: Settings,
     approved = sorted((q for q in (quotes.quotes if quotes else []) if q.status == "approved"), key=lambda q: -q.score)
     parts = []
     for q in approved[:SUMMARY_QUOTES]:
-        if anonymised is not None:
-            text = anonymised.text_between(q.start, q.end)
-            text = text or redact_text([q.text], story.metadata, settings, anonymised)[0]
-        else:
-            text = q.text
-        text = " ".join(text.split()).strip(" \"“”")
+        text = public_quote_text(q, story, settings, anonymised)
         if text:
             parts.append(f"“{text}”")
     return " ".join(parts), (None if parts else NO_SUMMARY)

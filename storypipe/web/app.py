@@ -40,6 +40,7 @@ PLAYABLE = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".wav": "audio/wav", ".og
             ".mp4": "video/mp4"}
 CONSENT_HELP = {
     "transcript": "The recording may be transcribed, so the team can read it.",
+    "report": "Quotes may be used in the project's written report (under the pseudonym, or unnamed when anonymised).",
     "clips": "Short extracts may be published in the project's YouTube playlist.",
     "full_story": "The whole story may be published on the project website.",
     "anonymise": "Names of people and places must be hidden (bleeped or removed) in anything published.",
