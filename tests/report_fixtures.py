@@ -21,7 +21,7 @@ from pathlib import Path
 from storypipe.jsonio import write_model
 from storypipe.layout import Layout
 from storypipe.models import (
-    ClipBatch, Clip, Consent, KeyPhrase, KeyphrasesFile, Published, Quote, QuotesFile, YouTubeMeta,
+    Clip, ClipBatch, Consent, KeyPhrase, KeyphrasesFile, Published, Quote, QuotesFile, YouTubeMeta,
 )
 from tests.factories import make_story, make_transcript
 
@@ -50,6 +50,9 @@ GENDERS = ["woman"] * 6 + ["man"] * 5 + [None]
 PSEUDONYMS = ["Ros", "Dev", "Mo", "Kit", "Lee", "Sam", "Jo", "Pat", "Ali", "Max", "Bea", "Ama"]
 # The anonymised story: names in the sidecar, and a place and a person in what was said.
 ANON_NAMES = ["Ama", "Bolton", "Okafor", "Priya"]
+REJECTED = "My landlord would recognise himself if this bit were ever read out, so leave it out."
+# A title with Markdown's special characters, which must stay plain text.
+ODD_TITLE = "Mo's story | part *one* <b>"
 ANON_ANSWER = ("When I came to Bolton Dr Okafor and the whole team treated me as an equal at the table, "
                "we shared the power to decide.")
 
@@ -96,7 +99,7 @@ def build_root(root: Path) -> Layout:
         _write_story(
             layout, i, answers,
             consent=Consent(transcript=True, clips=True, full_story=True, anonymise=False),
-            title=f"Story of {PSEUDONYMS[i - 1]}", storyteller=PSEUDONYMS[i - 1], interviewer="Sam",
+            title=ODD_TITLE if i == 3 else f"Story of {PSEUDONYMS[i - 1]}", storyteller=PSEUDONYMS[i - 1], interviewer="Sam",
             recorded_on=dt.date(2026, 10, i), sectors=SECTORS[i - 1], roles=ROLES[i - 1],
             demographics={"age_range": AGES[i - 1], **({"gender": GENDERS[i - 1]} if GENDERS[i - 1] else {})},
         )
@@ -117,6 +120,13 @@ def build_root(root: Path) -> Layout:
     data = json.loads(still.read_text())
     data["state"] = "transcribed"
     still.write_text(json.dumps(data))
+
+    # A quote the team rejected: it counts for nothing and is never shown.
+    path = layout.story_dir(story_id(2)) / "quotes.json"
+    quotes = QuotesFile.model_validate_json(path.read_text())
+    quotes.quotes.append(Quote(id="q9", text=REJECTED, start=0.0, end=3.0, score=0.99, themes=["trust"],
+                               status="rejected"))
+    write_model(path, quotes)
 
     # Story 1 staged, with one clip published and one cut but not yet published.
     staged = layout.staging / story_id(1)

@@ -129,13 +129,14 @@ def test_state_changes_need_the_csrf_token_and_same_origin(client, layout):
 
 def test_intake_writes_sidecar_then_audio_into_the_inbox(client, layout):
     form = {"csrf": csrf_of(client), "title": "New one", "storyteller": "J.", "names": "Margaret, Rochdale",
-            "clips": "yes", "transcript": "yes"}
+            "clips": "yes", "transcript": "yes", "report": "yes"}
     files = {"recording": ("My Story 01.mp3", io.BytesIO(b"ID3fake"), "audio/mpeg")}
     r = client.post("/add", data=form, files=files)
     assert r.status_code == 200 and "in the inbox" in r.text
     assert (layout.inbox / "My Story 01.mp3").read_bytes() == b"ID3fake"
     sidecar = yaml.safe_load((layout.inbox / "My Story 01.yaml").read_text())
-    assert sidecar["consent"] == {"transcript": True, "clips": True, "full_story": False, "anonymise": False}
+    assert sidecar["consent"] == {"transcript": True, "report": True, "clips": True, "full_story": False,
+                                  "anonymise": False}
     assert sidecar["names"] == ["Margaret", "Rochdale"] and sidecar["title"] == "New one"
     assert not [p for p in layout.inbox.iterdir() if p.name.startswith(".")]
     again = client.post("/add", data=form, files={"recording": ("My Story 01.mp3", io.BytesIO(b"x"), "audio/mpeg")})
