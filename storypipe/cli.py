@@ -404,18 +404,28 @@ def publish(
         raise typer.Exit(1)
 
 
-def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str) -> None:
+def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str, themes: list[str] | None = None) -> None:
     from tasks import review
+    from tasks.themes import codebook_path, load_codebook
 
+    layout = Layout(_resolve_root(root))
     try:
-        quotes = review.decide(Layout(_resolve_root(root)), story_id, quote_ids, status)
+        if themes:  # checked first, so a mistyped theme leaves the quotes as they were
+            book = load_codebook(codebook_path(layout.root, _settings_or_exit(layout.root).extract.themes_file))
+            known = [t.id for t in book.themes]
+            if unknown := [t for t in themes if t not in known]:
+                raise review.ReviewError(f"Unknown theme(s): {', '.join(unknown)}. The codebook has: {', '.join(known)}.")
+        quotes = review.decide(layout, story_id, quote_ids, status)
+        for qid in quote_ids if themes else []:
+            now = next(q for q in quotes.quotes if q.id == qid).themes
+            quotes = review.set_themes(layout, story_id, qid, [*now, *themes], known)
     except review.ReviewError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from None
     word = {"approved": "Approved", "rejected": "Rejected"}[status]
     for q in quotes.quotes:
         if q.id in quote_ids:
-            console.print(f"{word} {q.id}: {q.text[:80]}")
+            console.print(f"{word} {q.id}: {q.text[:80]}" + (f" (themes: {', '.join(q.themes)})" if themes else ""))
 
 
 @app.command()
@@ -423,9 +433,13 @@ def approve(
     story_id: Annotated[str, typer.Argument(help="The story, as `storypipe status` shows it.")],
     quote_ids: Annotated[list[str], typer.Argument(help="One or more quote ids from quotes.json.")],
     root: RootOption = None,
+    theme: Annotated[
+        Optional[list[str]],
+        typer.Option("--theme", help="Also give the quotes this theme (a codebook id; repeat for more)."),
+    ] = None,
 ) -> None:
-    """Approve quotes (the same decision as in the review app); exit 2 for an unknown story or quote."""
-    _decide(root, story_id, quote_ids, "approved")
+    """Approve quotes (the same decision as in the review app); exit 2 for an unknown story, quote or theme."""
+    _decide(root, story_id, quote_ids, "approved", theme)
 
 
 @app.command()

@@ -200,6 +200,8 @@ class Quote(BaseModel):
     description: str | None = None
     # Set when a person moved the quote's edges or made it from a selection: a re-run keeps it.
     edited: bool = False
+    # Set when a person chose the quote's themes (confirmed, added or removed one): a re-run keeps them.
+    themes_checked: bool = False
 
 
 class QuotesFile(BaseModel):

@@ -18,7 +18,7 @@ The allow list in config keeps words that are never names for this team ("Mind",
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -244,12 +244,18 @@ def redact_words(nlp, texts: list[str], known: list[KnownName], cfg: AnonymiseSe
 
 
 def redact_text(
-    texts: list[str], metadata: Metadata | None, settings: Settings, anonymised: Anonymised | None = None
+    texts: list[str], metadata: Metadata | None, settings: Settings, anonymised: Anonymised | None = None,
+    any_case: bool = False,
 ) -> list[str]:
     """Plain text about a story (title, key phrases) with names hidden: those of the sidecar and
-    config, and, given the story's `anonymise` result, every name found in the story itself."""
+    config, and, given the story's `anonymise` result, every name found in the story itself.
+
+    any_case: for text whose capitals were lost (key phrases are lower case), a name is hidden
+    however it is written; "will" then goes too when someone is called Will."""
     cfg = settings.anonymise
     known = anonymised.known if anonymised else known_names(metadata, cfg)
+    if any_case:
+        known = [replace(k, capitalised=False) for k in known]
     return redact_words(load_nlp(settings.extract.spacy_model), texts, known, cfg)
 
 

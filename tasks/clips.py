@@ -337,7 +337,7 @@ def _story_clips(layout: Layout, settings: Settings, items: list[Candidate], bui
             video = make_video(mp3, build / f"{stem}.mp4", title, credit, srt, settings.clips).name
         tags = [book.name_of(t) for t in q.themes] + [k for k in q.keyphrases if k in {p.text for p in keyphrases[:15]}]
         if hidden:
-            tags = [t for t in redact_text(tags, story.metadata, settings, hidden) if "[" not in t]
+            tags = [t for t in redact_text(tags, story.metadata, settings, hidden, any_case=True) if "[" not in t]
         out.append(Clip(
             file=mp3.name, video_file=video, captions=[srt.name, vtt.name], story_id=story.story_id, quote_id=q.id,
             start=start, end=end, duration_s=round(end - start, 3),

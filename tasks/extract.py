@@ -287,7 +287,8 @@ def candidate_quotes(
 
 def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
     """Human decisions and edits survive a re-run: decided quotes are kept as they were."""
-    decided = {q.id: q for q in previous if q.status != "candidate" or q.title or q.description or q.edited}
+    decided = {q.id: q for q in previous
+               if q.status != "candidate" or q.title or q.description or q.edited or q.themes_checked}
     merged = [decided.pop(q.id, q) for q in new] + list(decided.values())
     return sorted(merged, key=lambda q: -q.score)
 
@@ -361,7 +362,7 @@ def quotes_markdown(story_id: str, layout: Layout, settings: Settings) -> str:
     if story.consent.anonymise:
         hidden = anonymise(read_model(story_dir / "transcript.json", Transcript), story.metadata, settings)
         texts = [hidden.text_between(q.start, q.end) for q in top]
-        phrases = redact_text(phrases, story.metadata, settings, hidden)
+        phrases = redact_text(phrases, story.metadata, settings, hidden, any_case=True)
     lines = [f"# Quotes from {story.metadata.title or story_id}", ""]
     if story.consent.anonymise:
         lines += ["_Anonymised: names are hidden._", ""]

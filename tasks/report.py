@@ -133,6 +133,7 @@ class Report:
     left_out_unfinished: int
     breakdowns: list[Breakdown]
     themes: list[ThemeSection]
+    untagged: ThemeSection  # approved quotes without a theme, so no approved quote is lost
     unheard: list[str]
     challenges: ThemeSection | None
     value: list[tuple[str, ThemeSection]]
@@ -259,14 +260,17 @@ def _quote(s: _Loaded, q: Quote, settings: Settings) -> ReportQuote:
     return ReportQuote(text=text, credit=s.credit, story_no=s.number, score=q.score)
 
 
+UNTAGGED = ""  # the "theme" of approved quotes nobody has given a theme yet
+
+
 def theme_section(theme_id: str, book: Codebook, loaded: list[_Loaded], settings: Settings) -> ThemeSection:
     """One theme: its stories and quotes, and its approved quotes, best first, one story at a time
-    (so one talkative storyteller does not fill the section)."""
+    (so one talkative storyteller does not fill the section). UNTAGGED: the quotes without a theme."""
     theme = next((t for t in book.themes if t.id == theme_id), None)
     section = ThemeSection(theme_id, theme.name if theme else theme_id, theme.description if theme else "")
     per_story: list[list[tuple[_Loaded, Quote]]] = []
     for s in loaded:
-        tagged = [q for q in s.quotes if theme_id in q.themes]
+        tagged = [q for q in s.quotes if (theme_id in q.themes if theme_id else not q.themes)]
         if tagged:
             section.stories += 1
             section.quotes += len(tagged)
@@ -295,7 +299,7 @@ def keyphrases(loaded: list[_Loaded], settings: Settings) -> list[tuple[str, int
         found = s.keyphrases.keyphrases
         texts = [k.text for k in found]
         if s.hidden:
-            texts = redact_text(texts, s.story.metadata, settings, s.hidden)
+            texts = redact_text(texts, s.story.metadata, settings, s.hidden, any_case=True)
         for k, text in zip(found, texts):
             if PLACEHOLDER.search(text):
                 continue
@@ -386,6 +390,7 @@ def build(layout: Layout, settings: Settings, *, wanted: list[str] | None = None
         left_out_unfinished=unfinished,
         breakdowns=breakdowns(stories, cfg),
         themes=heard,
+        untagged=theme_section(UNTAGGED, book, loaded, settings),
         unheard=[t.name for t in sections if not t.stories],
         challenges=theme_section(cfg.challenges_theme, book, loaded, settings) if cfg.challenges_theme in known else None,
         value=[(who, theme_section(tid, book, loaded, settings)) for who, tid in cfg.value_themes.items() if tid in known],

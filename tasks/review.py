@@ -237,6 +237,24 @@ def update_quote(
     return quotes
 
 
+def set_themes(layout: Layout, story_id: str, quote_id: str, themes: list[str], known: list[str],
+               based_on: str | None = None) -> QuotesFile:
+    """A person's choice of themes for a quote (a suggestion confirmed, one added or taken away): it
+    replaces the machine's tags, and a re-run keeps it. Themes must be in the codebook (`known`)."""
+    unknown = [t for t in themes if t not in known]
+    if unknown:
+        raise ReviewError(f"Unknown theme(s): {', '.join(unknown)}. The codebook has: {', '.join(known)}.")
+    folder = story_dir(layout, story_id)
+    with _lock(folder):
+        _check(folder / "quotes.json", based_on)
+        quotes = _quotes(folder)
+        quote = _quote(quotes, quote_id)
+        quote.themes = list(dict.fromkeys(themes))
+        quote.themes_checked = True
+        write_model(folder / "quotes.json", quotes)
+    return quotes
+
+
 def new_quote(layout: Layout, story_id: str, start: float, end: float, based_on: str | None = None) -> Quote:
     """A quote a person picked by selecting transcript text: approved, since a person chose it."""
     folder = story_dir(layout, story_id)

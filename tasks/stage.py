@@ -244,7 +244,8 @@ def story_metadata(
     title = meta.title or story.story_id
     phrases = [k.text for k in keyphrases.keyphrases[:10]] if keyphrases else []
     if anonymised is not None:
-        title, *phrases = redact_text([title, *phrases], meta, settings, anonymised)
+        (title,) = redact_text([title], meta, settings, anonymised)
+        phrases = redact_text(phrases, meta, settings, anonymised, any_case=True)
     themes: list[str] = []
     for q in sorted(quotes.quotes if quotes else [], key=lambda q: (q.status != "approved", -q.score)):
         if q.status != "rejected":

@@ -4,7 +4,7 @@ key phrases, a staged package and a published clip. Used by tests/test_report.py
 screenshot (tests/test_report_browser.py).
 
 Who is in it (so the expected numbers can be read off):
-- 12 reportable stories, plus one whose storyteller said no to the report and one still being
+- 12 reportable stories (25 approved quotes: 2 in each, and one without a theme in story 4), plus one whose storyteller said no to the report and one still being
   processed; story 12 ("Ama", in Bolton, talking of Dr Okafor) is anonymised.
 - sectors: health and social care 7, mental health 5, housing 2 (a storyteller can have two);
   roles: person with lived experience 8, peer researcher 5, professional 3;
@@ -51,6 +51,7 @@ PSEUDONYMS = ["Ros", "Dev", "Mo", "Kit", "Lee", "Sam", "Jo", "Pat", "Ali", "Max"
 # The anonymised story: names in the sidecar, and a place and a person in what was said.
 ANON_NAMES = ["Ama", "Bolton", "Okafor", "Priya"]
 REJECTED = "My landlord would recognise himself if this bit were ever read out, so leave it out."
+UNTAGGED = "We still meet for a coffee every Thursday, years after the project ended."
 # A title with Markdown's special characters, which must stay plain text.
 ODD_TITLE = "Mo's story | part *one* <b>"
 ANON_ANSWER = ("When I came to Bolton Dr Okafor and the whole team treated me as an equal at the table, "
@@ -126,6 +127,11 @@ def build_root(root: Path) -> Layout:
     quotes = QuotesFile.model_validate_json(path.read_text())
     quotes.quotes.append(Quote(id="q9", text=REJECTED, start=0.0, end=3.0, score=0.99, themes=["trust"],
                                status="rejected"))
+    write_model(path, quotes)
+    # A quote a reviewer picked by hand, approved without a theme yet.
+    path = layout.story_dir(story_id(4)) / "quotes.json"
+    quotes = QuotesFile.model_validate_json(path.read_text())
+    quotes.quotes.append(Quote(id="q8", text=UNTAGGED, start=0.0, end=3.0, score=1.0, status="approved", edited=True))
     write_model(path, quotes)
 
     # Story 1 staged, with one clip published and one cut but not yet published.

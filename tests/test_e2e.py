@@ -23,6 +23,7 @@ from storypipe.cli import SAMPLE_DIR, app
 from storypipe.jsonio import read_model
 from storypipe.layout import Layout
 from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript
+from tasks import review
 from tasks.audio import decode_pcm16
 from tests import audio_fixtures as af
 from tests.conftest import DATA
@@ -193,6 +194,10 @@ def test_anonymised_story_is_staged_without_names(processed_root):
     assert "my voice matters" in text
     for w in heard:
         assert w.word.strip(" .,") not in text
+    # Key phrases come lower case ("rachdale"): the names are hidden however they are written.
+    phrases = " ".join(json.loads((package / "metadata.json").read_text())["keyphrases"]).lower()
+    for w in heard:
+        assert w.word.strip(" .,").lower() not in phrases, phrases
     rate = 16000
     pcm = decode_pcm16(package / "story.mp3", rate, 1).astype(float)
     original = decode_pcm16(layout.original_dir(story.story_id) / "second.wav", rate, 1).astype(float)
@@ -206,3 +211,40 @@ def test_anonymised_story_is_staged_without_names(processed_root):
         assert rms(pcm, middle - 0.05, middle + 0.05) < 30  # ...and silent in the staged audio
     first = transcript.words()[0]
     assert rms(pcm, first.start, first.end) > 300  # the rest is still there
+
+
+def test_the_findings_report_from_real_stories(processed_root):
+    """Real transcripts and quotes through `storypipe report`: approved quotes appear, credited as
+    consent says; the anonymised story's names are nowhere; the staged story is linked."""
+    layout, _, _, _ = processed_root
+    runner = CliRunner(env={"COLUMNS": "200"})
+    demo, second = story_by_source(layout, "Interview 01.mp3"), story_by_source(layout, "second.wav")
+    approved = {}
+    # The second story is two sentences: too short for a candidate quote, so a reviewer picks one.
+    words = read_model(layout.story_dir(second.story_id) / "transcript.json", Transcript).words()
+    review.new_quote(layout, second.story_id, words[0].start, words[-1].end)
+    for story in (demo, second):
+        quotes = read_model(layout.story_dir(story.story_id) / "quotes.json", QuotesFile).quotes
+        assert quotes, story.story_id
+        approved[story.story_id] = quotes[:2]
+        done = runner.invoke(app, ["approve", story.story_id, *[q.id for q in quotes[:2]], "--root", str(layout.root)])
+        assert done.exit_code == 0, done.output
+    result = runner.invoke(app, ["report", "--root", str(layout.root)])
+    assert result.exit_code == 0, result.output
+    folder = next(layout.reports.iterdir())
+    md = (folder / "report.md").read_text()
+    stories = [p for p in layout.transcripts.glob("*/story.json")]
+    assert f"**{len(stories)} stories**" in md
+    flat = normalise(md)
+    for q in approved[demo.story_id]:
+        assert normalise(q.text) in flat
+    assert "— Ros, [story" in md and "— a storyteller, [story" in md
+    assert "(staging" not in md and f"../../staging/{demo.story_id}/story.mp3" in md
+    transcript = read_model(layout.story_dir(second.story_id) / "transcript.json", Transcript)
+    for name in ("rochdale", "margaret"):
+        heard = max(transcript.words(), key=lambda w: fuzz.ratio(w.word.strip(" .,").lower(), name))
+        assert not re.search(rf"\b{re.escape(heard.word.strip(' .,'))}\b", md, re.I), heard.word
+    assert "Margaret" not in md and "Rochdale" not in md
+    # Three storytellers: every group is too small to count.
+    who = md[md.index("## Who shared"): md.index("## Themes")]
+    assert "fewer than 5" in who and not re.search(r"\| [1-4] \|", who)

@@ -59,9 +59,10 @@ def test_the_files_are_written_where_the_contract_says(made):
 
 def test_the_opening_counts_stories_hours_quotes_and_who_is_left_out(made):
     _, built, written, md, _ = made
-    # 12 stories of 600 + 60*i seconds (i = 1..12): 11 880 s; each has 2 approved quotes of 3.
+    # 12 stories of 600 + 60*i seconds (i = 1..12): 11 880 s; each has 2 approved quotes of 3, and
+    # story 4 one more, picked by hand.
     assert "**12 stories** (3 h 18 min of recordings), recorded between 1 October 2026 and 12 October 2026" in md
-    assert "with **24 quotes** approved by the team" in md
+    assert "with **25 quotes** approved by the team" in md
     assert "1 more story is not included, because the storyteller did not agree" in md
     assert "1 more story is still being processed" in md
     assert written.notes[:2] == ["1 left out: no consent to quotes in the report", "1 left out: still being processed"]
@@ -113,6 +114,15 @@ def test_only_approved_quotes_are_shown_credited_by_pseudonym(made):
         assert len(firsts) == len(set(firsts))
     assert fx.REJECTED not in md
     assert "> — Ros, [story 1](#story-1)" in md
+
+
+def test_an_approved_quote_without_a_theme_is_not_lost(made):
+    _, built, _, md, _ = made
+    themes = section(md, "Themes")
+    other = themes[themes.index("### Other approved quotes"):]
+    assert f"> “{fx.UNTAGGED}”\n>\n> — Kit, [story 4](#story-4)" in other
+    assert [q.text for q in built.untagged.shown] == [fx.UNTAGGED]
+    assert md.count(fx.UNTAGGED) == 1
 
 
 def test_challenges_and_value_have_sections_of_their_own(made):

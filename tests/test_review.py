@@ -144,6 +144,33 @@ def test_approve_and_reject_commands(root):
     assert runner.invoke(app, ["approve", "no-such-story", quotes[0].id, "--root", str(root.root)]).exit_code == 2
 
 
+def test_a_person_sets_a_quotes_themes_and_a_rerun_keeps_them(root, settings):
+    q = load(root, "quotes.json", QuotesFile).quotes[0]
+    known = ["sharing-power", "lived-experience", "trust"]
+    review.set_themes(root, SID, q.id, ["trust", "lived-experience", "trust"], known)
+    after = {x.id: x for x in load(root, "quotes.json", QuotesFile).quotes}[q.id]
+    assert after.themes == ["trust", "lived-experience"] and after.themes_checked and after.status == "candidate"
+    with pytest.raises(review.ReviewError, match="Unknown theme.*no-such-theme"):
+        review.set_themes(root, SID, q.id, ["no-such-theme"], known)
+    extract_story(SID, root, settings)  # a re-run of extraction keeps the person's themes
+    assert {x.id: x.themes for x in load(root, "quotes.json", QuotesFile).quotes}[q.id] == ["trust", "lived-experience"]
+
+
+def test_approve_with_themes_from_the_shell(root):
+    quotes = load(root, "quotes.json", QuotesFile).quotes
+    runner = CliRunner(env={"COLUMNS": "200"})
+    before = load(root, "quotes.json", QuotesFile)
+    bad = runner.invoke(app, ["approve", SID, quotes[0].id, "--theme", "sharing-powr", "--root", str(root.root)])
+    assert bad.exit_code == 2 and "sharing-powr" in bad.output and "sharing-power" in bad.output
+    assert load(root, "quotes.json", QuotesFile) == before  # nothing changed
+    ok = runner.invoke(app, ["approve", SID, quotes[0].id, "--theme", "trust", "--theme", "co-learning",
+                             "--root", str(root.root)])
+    assert ok.exit_code == 0, ok.output
+    after = {x.id: x for x in load(root, "quotes.json", QuotesFile).quotes}[quotes[0].id]
+    assert after.status == "approved" and after.themes[-2:] == ["trust", "co-learning"]
+    assert set(quotes[0].themes) <= set(after.themes)  # the machine's tags stay
+
+
 def test_rerun_of_extraction_keeps_edited_quotes(root, settings):
     q = load(root, "quotes.json", QuotesFile).quotes[0]
     review.update_quote(root, SID, q.id, None, widen_end=-1)

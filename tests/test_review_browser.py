@@ -114,6 +114,10 @@ def test_review_a_story_in_the_browser(served):
         page.wait_for_function("!document.getElementById('player').paused")  # ...and plays it
         page.evaluate("document.getElementById('player').pause()")
 
+    # Give the quote a theme from the codebook: the page reloads with it shown.
+    page.locator(f"#q-{first.id} .add-theme").select_option("trust")
+    page.wait_for_selector(f"#q-{first.id} [data-theme-remove=trust]")
+
     # Change consent.
     page.uncheck("#c-clips")
     page.locator("#consent-form button[type=submit]").click()
@@ -131,6 +135,7 @@ def test_review_a_story_in_the_browser(served):
     assert "nation" in t.segments[0].text and "country" in (t.segments[0].machine_text or "")
     after = next(q for q in read_model(folder / "quotes.json", QuotesFile).quotes if q.id == first.id)
     assert after.status == "approved" and after.edited and (after.start < before.start or after.end < before.end)
+    assert "trust" in after.themes and after.themes_checked
     story = read_model(folder / "story.json", Story)
     assert story.consent.clips is False and story.history[-1].note == "consent changed: clips no"
 

@@ -109,6 +109,22 @@ def test_speakers_reviewed_and_quotes(client, layout):
     assert any(x["why"].get("chosen_by_reviewer") for x in made.json()["quotes"])
 
 
+def test_a_quotes_themes_are_chosen_on_the_story_page(client, layout):
+    q = read_model(layout.story_dir(SID) / "quotes.json", QuotesFile).quotes[0]
+    page = client.get(f"/stories/{SID}").text
+    assert 'aria-label="Add a theme to this quote"' in page and '<option value="trust">Trust</option>' in page
+    for t in q.themes:
+        assert f'data-theme-remove="{t}"' in page
+    r = api(client, f"/quotes/{q.id}", {"themes": ["trust", "co-learning"]})
+    assert r.status_code == 200
+    saved = read_model(layout.story_dir(SID) / "quotes.json", QuotesFile).quotes[0]
+    assert saved.themes == ["trust", "co-learning"] and saved.themes_checked
+    page = client.get(f"/stories/{SID}").text
+    assert 'data-theme-remove="trust"' in page and "data-theme-add" not in page  # suggestions were answered
+    bad = api(client, f"/quotes/{q.id}", {"themes": ["made-up"]})
+    assert bad.status_code == 400 and "made-up" in bad.json()["error"]
+
+
 def test_consent_change_is_recorded(client, layout):
     r = api(client, "/consent", {"clips": True})
     assert r.status_code == 200 and r.json()["story"]["consent"]["clips"] is True

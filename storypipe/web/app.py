@@ -50,6 +50,11 @@ FORM_ROUTES = {"/add"}
 NOT_FROM_APP = "This change did not come from a review app page. Reload the page and try again."
 
 
+def _theme_ids(layout: Layout) -> list[str]:
+    book = load_codebook(codebook_path(layout.root, load_settings(layout.root).extract.themes_file))
+    return [t.id for t in book.themes]
+
+
 def create_app(root: Path, access_token: str | None = None) -> FastAPI:
     layout = Layout(Path(root)).ensure()
     csrf = secrets.token_urlsafe(24)
@@ -149,6 +154,10 @@ def create_app(root: Path, access_token: str | None = None) -> FastAPI:
         if "status" in body:
             review.decide(layout, story_id, [quote_id], str(body["status"]), version)
             version = None  # the file has changed under this request's own hand
+        if "themes" in body:
+            themes = body["themes"] if isinstance(body["themes"], list) else []
+            review.set_themes(layout, story_id, quote_id, [str(t) for t in themes], _theme_ids(layout), version)
+            version = None
         if any(k in body for k in ("widen_start", "widen_end", "title", "description")):
             review.update_quote(layout, story_id, quote_id, version, widen_start=int(body.get("widen_start", 0)),
                                 widen_end=int(body.get("widen_end", 0)), title=body.get("title"),

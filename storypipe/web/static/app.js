@@ -144,6 +144,16 @@
       reloadAt(`q-${q.dataset.id}`);
     });
     q.addEventListener("focusin", () => { current = i; });
+    // Themes: confirm a suggestion, add one from the codebook, or take one away.
+    const box = q.querySelector(".themes");
+    const chosen = () => box.dataset.themes.split(" ").filter(Boolean);
+    async function setThemes(themes) {
+      await post(`/quotes/${q.dataset.id}`, { themes, version: data.versions.quotes });
+      reloadAt(`q-${q.dataset.id}`);
+    }
+    box.querySelectorAll("[data-theme-add]").forEach((b) => b.addEventListener("click", () => setThemes([...chosen(), b.dataset.themeAdd])));
+    box.querySelectorAll("[data-theme-remove]").forEach((b) => b.addEventListener("click", () => setThemes(chosen().filter((t) => t !== b.dataset.themeRemove))));
+    box.querySelector(".add-theme").addEventListener("change", (e) => { if (e.target.value) setThemes([...chosen(), e.target.value]); });
   });
 
   if (location.hash.startsWith("#q-")) {
