@@ -520,6 +520,12 @@ def demo(
         console.print(f"  quotes:     {layout.story_dir(sid) / 'quotes.json'}")
         if (layout.staging / sid).exists():
             console.print(f"  staged:     {layout.staging / sid}")
+    from tasks import report
+
+    written = report.write_report(layout, load_settings(root))
+    console.print(f"\nA first findings report: {written.folder / report.REPORT_HTML}")
+    console.print(f"  No quotes are approved yet: try `storypipe review --root {root}`, approve some, then "
+                  f"`storypipe report --root {root}`.")
     raise typer.Exit(code)
 
 

@@ -530,5 +530,5 @@ def write_report(layout: Layout, settings: Settings, *, wanted: list[str] | None
         notes.append(f"{report.left_out_unfinished} left out: still being processed")
     if report.stories and not report.approved_quotes:
         notes.append("no quotes approved yet: approve them in `storypipe review`, then make the report again")
-    log.info("Report written to %s from %d stories", folder, len(report.stories))
+    log.debug("Report of %d stories written to %s", len(report.stories), folder)
     return Written(folder, files, len(report.stories), notes, kept)

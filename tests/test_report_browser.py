@@ -1,7 +1,7 @@
 """The findings report opened in a real browser (Playwright + Debian's headless Chromium), straight
 from the file, as a team member would open report.html: the charts inside it must render.
 
-Set STORYPIPE_SCREENSHOTS=docs to refresh the README's screenshot (docs/report.png)."""
+Set STORYPIPE_SCREENSHOTS=docs to refresh the README's screenshot (docs/report*.png)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def test_the_report_opens_in_chromium_with_its_charts_drawn(report_html):
         assert page.evaluate("location.hash") == "#story-12"
         assert "a storyteller (anonymised)" in page.inner_text("tr:has(#story-12)")
         if SHOTS:
-            top = page.evaluate("document.querySelector('h2:nth-of-type(3)').getBoundingClientRect().top + scrollY")
-            page.evaluate(f"scrollTo(0, {top} - 20)")
-            page.screenshot(path=str(Path(SHOTS) / "report.png"))
+            for heading, name in (("Who shared their stories", "report.png"), ("Themes", "report-themes.png")):
+                top = page.evaluate("h => [...document.querySelectorAll('h2')].find(e => e.textContent === h)"
+                                    ".getBoundingClientRect().top + scrollY", heading)
+                page.evaluate(f"scrollTo(0, {top} - 20)")
+                page.screenshot(path=str(Path(SHOTS) / name))
