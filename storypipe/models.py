@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_serializer
 
 SCHEMA_VERSION = 1
 
@@ -39,17 +39,25 @@ class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     transcript: ConsentFlag = True
-    # Quotes may be used in the project's written report (`storypipe report`); unset: as `transcript`.
+    # Quotes may be used in the project's written report (`storypipe report`). Not given (None): the
+    # same as `transcript`, worked out when asked, so it follows the transcript answer wherever that
+    # comes from (a sidecar over the default, a change in the review app).
     report: OptionalConsentFlag = None
     clips: ConsentFlag = False
     full_story: ConsentFlag = False
     anonymise: ConsentFlag = True
 
-    @model_validator(mode="after")
-    def _report_follows_transcript(self) -> Consent:
-        if self.report is None:
-            self.report = self.transcript
-        return self
+    @model_serializer(mode="wrap")
+    def _leave_out_unanswered(self, handler):
+        """`report` is written only when it was given: the contract's four answers stay as they were."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("report", False) is None:
+            del data["report"]
+        return data
+
+    def answers(self) -> dict[str, bool]:
+        """Every consent question with its answer, `report` worked out when it was not given."""
+        return {**self.model_dump(), "report": self.transcript if self.report is None else self.report}
 
 
 class Metadata(BaseModel):

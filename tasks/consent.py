@@ -51,7 +51,7 @@ def report(subject: Story | Consent) -> str | None:
     c = _consent(subject)
     if not c.transcript:
         return f"not in the report: {NO_TRANSCRIPT}"
-    if not c.report:
+    if not c.answers()["report"]:
         return "not in the report: the storyteller did not consent to their quotes being used in the report"
     return None
 

@@ -271,7 +271,7 @@ def story_metadata(
     }
     if note:
         out["summary_note"] = note
-    out["consent"] = story.consent.model_dump()
+    out["consent"] = story.consent.answers()
     out["transcript"] = {"engine": transcript.engine, "model": transcript.model}
     return out
 
@@ -335,7 +335,7 @@ def inputs_fingerprint(story: Story, story_dir: Path, settings: Settings) -> str
         "quotes": digest("quotes.json"),
         "keyphrases": digest("keyphrases.json"),
         "metadata": story.metadata.model_dump(mode="json"),
-        "consent": story.consent.model_dump(),
+        "consent": story.consent.model_dump(exclude={"report"}),  # the report does not shape a package
         "settings": used,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()

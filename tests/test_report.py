@@ -246,6 +246,17 @@ def test_a_report_edited_by_the_team_is_kept_and_can_be_rendered(made, tmp_path)
     assert "<p>Our own words, added in the workshop.</p>" in (first.folder / "report.html").read_text()
 
 
+def test_a_story_that_failed_after_extraction_keeps_its_quotes_in_the_report(tmp_path):
+    from storypipe.jsonio import write_model
+    from storypipe.models import Story
+
+    layout = fx.build_root(tmp_path)
+    path = layout.story_dir(fx.story_id(2)) / "story.json"
+    write_model(path, read_model(path, Story).advance("failed", note="stage failed: disk full"))
+    chosen, no_consent, unfinished = report.choose_stories(layout, None)
+    assert fx.story_id(2) in {s.story_id for s in chosen} and (len(chosen), no_consent, unfinished) == (12, 1, 1)
+
+
 def test_an_empty_root_gives_a_report_that_says_so(tmp_path):
     layout = Layout(tmp_path).ensure()
     written = report.write_report(layout, load_settings(tmp_path))
@@ -281,10 +292,20 @@ def test_consent_for_the_report_follows_transcript_when_unset():
     from storypipe.models import Consent, Sidecar
     from tasks import consent
 
-    assert Consent().report is True and Consent(transcript=False).report is False
-    assert Consent(transcript=True, report=False).report is False
+    assert Consent().answers()["report"] is True and Consent(transcript=False).answers()["report"] is False
+    assert Consent(transcript=True, report=False).answers()["report"] is False
+    assert consent.report(Consent()) is None
     assert consent.report(Consent(transcript=True, report=False)).startswith("not in the report")
     assert consent.report(Consent(transcript=False, report=True)).startswith("not in the report")
     with pytest.raises(ValueError):
         Sidecar.model_validate({"consent": {"report": "maybe"}})
+    # A sidecar over the default: an unanswered `report` follows the final transcript answer.
+    from tasks.ingest import consent_for
+
+    settings = load_settings(None)
+    settings.ingest.default_consent = Consent(transcript=False)
+    merged = consent_for(Sidecar.model_validate({"consent": {"transcript": True}}), settings)
+    assert consent.report(merged) is None and "report" not in merged.model_dump()  # story.json as before
+    merged = consent_for(Sidecar.model_validate({"consent": {"transcript": True, "report": False}}), settings)
+    assert consent.report(merged) and merged.model_dump()["report"] is False
     assert Path(report.__file__).with_name("templates").joinpath("report.md.j2").is_file()
