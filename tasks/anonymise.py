@@ -17,12 +17,16 @@ The allow list in config keeps words that are never names for this team ("Mind",
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz
 
+from storypipe.jsonio import read_model, write_json
 from storypipe.models import Metadata, Quote, Story, Transcript, Word
 from storypipe.settings import AnonymiseSettings, Settings
 from tasks.nlp import join_words, load_nlp, speaker_turns, word_range
@@ -226,6 +230,35 @@ def anonymise(transcript: Transcript, metadata: Metadata | None, settings: Setti
     # The reviewer's names for the speakers are names too: the labels (storyteller, interviewer) stay.
     redacted = transcript.model_copy(update={"segments": segments, "speaker_names": {}})
     return Anonymised(redacted, redactions, mute_spans(redactions, cfg.pad_s, transcript.duration_s), known)
+
+
+def _cache_key(transcript_path: Path, metadata: Metadata | None, settings: Settings) -> str:
+    """Everything the redacted text depends on: the transcript, the sidecar, the settings, the
+    spaCy model and this module's own code."""
+    import spacy
+
+    parts = [hashlib.sha256(Path(transcript_path).read_bytes()).hexdigest(),
+             metadata.model_dump(mode="json") if metadata else None, settings.anonymise.model_dump(mode="json"),
+             settings.extract.spacy_model, spacy.__version__, hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:40]
+
+
+def anonymise_text_cached(transcript_path: Path, metadata: Metadata | None, settings: Settings,
+                          cache_dir: Path) -> Anonymised:
+    """`anonymise` for text only (no audio spans), kept by content in cache_dir: the findings report
+    asks again for the same stories each time, and spaCy takes seconds over a 40-minute story.
+    The cache holds names, so it lives in the root's own state folder, never anywhere else."""
+    path = Path(cache_dir) / f"{_cache_key(transcript_path, metadata, settings)}.json"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        known = [KnownName(str(k), str(label), bool(cap)) for k, label, cap in data["known"]]
+        return Anonymised(Transcript.model_validate(data["transcript"]), [], [], known)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not there yet, or damaged: made again
+    result = anonymise(read_model(transcript_path, Transcript), metadata, settings)
+    write_json(path, {"transcript": result.transcript.model_dump(mode="json"),
+                      "known": [[k.letters, k.label, k.capitalised] for k in result.known]})
+    return result
 
 
 def redact_words(nlp, texts: list[str], known: list[KnownName], cfg: AnonymiseSettings) -> list[str]:

@@ -33,10 +33,10 @@ from markdown_it import MarkdownIt
 
 from storypipe.jsonio import BadFileError, atomic_write_bytes, atomic_write_text, read_model
 from storypipe.layout import Layout
-from storypipe.models import KeyphrasesFile, Quote, QuotesFile, Story, Transcript
+from storypipe.models import KeyphrasesFile, Quote, QuotesFile, Story
 from storypipe.settings import ReportSettings, Settings
 from tasks import charts, consent
-from tasks.anonymise import Anonymised, anonymise, public_quote_text, redact_text
+from tasks.anonymise import Anonymised, anonymise_text_cached, public_quote_text, redact_text
 from tasks.clips import batches
 from tasks.status import last_good_state, load_stories
 from tasks.themes import Codebook, codebook_path, load_codebook
@@ -48,6 +48,7 @@ REPORT_MD, REPORT_HTML, REPORT_PDF, CHARTS = "report.md", "report.html", "report
 # Beside report.md: the digest of the draft as written, to tell a team's edits from our own text.
 GENERATED_DIGEST = ".report.md.sha256"
 UNNAMED = "a storyteller"
+ANONYMISED_CACHE = "anonymised"  # in the root's state folder: redacted transcripts, by content
 NOT_STATED = "not stated"
 REPORTABLE_STATES = ("extracted", "staged", "published")
 PLACEHOLDER = re.compile(r"\[[A-Z]+\]")  # a redacted name, as tasks/anonymise.py writes it
@@ -179,7 +180,8 @@ def _load(layout: Layout, story: Story, settings: Settings) -> _Loaded:
         phrases = read_model(folder / "keyphrases.json", KeyphrasesFile) if (folder / "keyphrases.json").exists() else None
         hidden = None
         if consent.anonymise(story):
-            hidden = anonymise(read_model(folder / "transcript.json", Transcript), story.metadata, settings)
+            cache = settings.run.state_folder(layout.root) / ANONYMISED_CACHE
+            hidden = anonymise_text_cached(folder / "transcript.json", story.metadata, settings, cache)
     except BadFileError as e:
         raise ReportError(f"{story.story_id}: {e}") from e
     return _Loaded(story, [q for q in quotes if q.status != "rejected"], phrases, hidden)

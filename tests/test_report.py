@@ -257,6 +257,33 @@ def test_a_story_that_failed_after_extraction_keeps_its_quotes_in_the_report(tmp
     assert fx.story_id(2) in {s.story_id for s in chosen} and (len(chosen), no_consent, unfinished) == (12, 1, 1)
 
 
+def test_anonymised_text_is_kept_by_content_for_the_next_report(tmp_path, monkeypatch):
+    from storypipe.jsonio import write_model
+    from storypipe.models import Story
+    from tasks import anonymise
+
+    layout = fx.build_root(tmp_path)
+    settings = load_settings(layout.root)
+    first = report.write_report(layout, settings)
+    md = (first.folder / "report.md").read_text()
+    cached = list((layout.root / ".storypipe" / "anonymised").glob("*.json"))
+    assert len(cached) == 1  # story 12, the one anonymised story
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("anonymised again although nothing changed")
+
+    monkeypatch.setattr(anonymise, "anonymise", must_not_run)
+    report.write_report(layout, settings)
+    assert (first.folder / "report.md").read_text() == md
+    # A name added to the sidecar changes what must be hidden: the story is anonymised again.
+    path = layout.story_dir(fx.story_id(12)) / "story.json"
+    story = read_model(path, Story)
+    story.metadata.names.append("table")
+    write_model(path, story)
+    with pytest.raises(AssertionError, match="anonymised again"):
+        report.write_report(layout, settings)
+
+
 def test_an_empty_root_gives_a_report_that_says_so(tmp_path):
     layout = Layout(tmp_path).ensure()
     written = report.write_report(layout, load_settings(tmp_path))
