@@ -3,10 +3,9 @@ between Whisper's timed words and spaCy's characters."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import threading
+from pathlib import Path
 
 from storypipe.models import Transcript, Word
 
@@ -20,12 +19,31 @@ def load_nlp(model: str):
 
 
 @functools.cache
+def import_textrank() -> None:
+    """Import pytextrank (it registers the "textrank" pipe) without the git error its version.py
+    prints on import. That module is loaded first with a `print` of its own that prints nothing.
+    Why not redirect sys.stdout: that swaps it for every thread, and done from the warm-up thread it
+    swallowed what the main thread printed meanwhile (a run's summary table)."""
+    import importlib.util
+    import sys
+
+    if "pytextrank" in sys.modules:
+        return
+    package = importlib.util.find_spec("pytextrank")  # finds it without running it
+    path = Path(next(iter(package.submodule_search_locations))) / "version.py"
+    spec = importlib.util.spec_from_file_location("pytextrank.version", path)
+    version = importlib.util.module_from_spec(spec)
+    version.print = lambda *args, **kwargs: None
+    sys.modules["pytextrank.version"] = version
+    spec.loader.exec_module(version)
+    import pytextrank  # noqa: F401
+
+
+@functools.cache
 def _load_nlp(model: str):
     import spacy
 
-    with contextlib.redirect_stdout(io.StringIO()):  # pytextrank's icecream import prints a path
-        import pytextrank  # noqa: F401  registers the "textrank" pipe
-
+    import_textrank()
     nlp = spacy.load(model)
     _keep_hyphenated_words(nlp)
     nlp.add_pipe("textrank", last=True)
