@@ -30,6 +30,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
+from slugify import slugify
 
 from storypipe.jsonio import BadFileError, atomic_write_bytes, atomic_write_text, read_model
 from storypipe.layout import Layout
@@ -450,6 +451,9 @@ def html(md_text: str, folder: Path, title: str) -> str:
         return f'{match.group(1)}data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"'
 
     body = re.sub(r'(<img[^>]*?\bsrc=")([^"]+)"', inline, body)
+    # Sections get ids as GitHub and most Markdown tools make them, so "#themes" works everywhere.
+    body = re.sub(r"<h2>(.*?)</h2>", lambda m: f'<h2 id="{slugify(re.sub("<[^>]+>", "", m.group(1)))}">{m.group(1)}</h2>',
+                  body)
     return _environment().get_template("report.html.j2").render(title=title, body=body)
 
 

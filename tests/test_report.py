@@ -216,6 +216,11 @@ def test_the_html_is_one_self_contained_file(made):
     assert 'src="charts/' not in html and "<script" not in html
     assert re.findall(r'(?:src|href)="(https?://[^"]+)"', html) == ["https://youtu.be/abc123XYZ_-"]
     assert "<h1>Findings: Community Reporting project</h1>" in html and '<table>' in html
+    # The contents line links to every section, by the ids the sections carry.
+    links = re.findall(r'<a href="#([a-z-]+)">', html.split("<h2", 1)[0])
+    assert links == ["purpose", "method", "who-shared-their-stories", "themes", "challenges", "value-for-all",
+                     "key-phrases", "appendix-the-stories"]
+    assert all(f'<h2 id="{link}">' in html for link in links)
 
 
 def test_charts_are_print_quality_pngs_with_bars(made):
