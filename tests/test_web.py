@@ -198,3 +198,19 @@ def test_review_command_binds_to_localhost_unless_told_and_then_needs_a_token(tm
     client = TestClient(calls[-1][0])
     assert client.get("/").status_code == 403
     assert client.get(f"/?token={token}").status_code == 200
+
+
+def test_the_findings_report_is_made_and_shown_from_the_app(client, layout):
+    page = client.get("/report")
+    assert page.status_code == 200 and "Make the report now" in page.text and "Reports made" not in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert client.post("/report", data={"csrf": "guess"}).status_code == 403
+    assert not layout.reports.exists() or not any(layout.reports.iterdir())
+    made = client.post("/report", data={"csrf": token}, follow_redirects=False)
+    assert made.status_code == 303 and re.fullmatch(r"/reports/\d{4}-\d{2}-\d{2}/report.html", made.headers["location"])
+    shown = client.get(made.headers["location"])
+    assert shown.status_code == 200 and "<h1>Findings: Community Reporting project</h1>" in shown.text
+    assert "Heard" in shown.text  # the story's title, in the appendix
+    assert made.headers["location"].split("/")[2] in client.get("/report").text
+    assert client.get("/reports/..%2F..%2Fetc/report.html").status_code == 404
+    assert client.get("/reports/2020-01-01/report.html").status_code == 404

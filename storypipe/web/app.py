@@ -46,7 +46,8 @@ CONSENT_HELP = {
     "anonymise": "Names of people and places must be hidden (bleeped or removed) in anything published.",
 }
 SAFE_NAME = re.compile(r"[^\w .,()'-]+")
-FORM_ROUTES = {"/add"}
+FORM_ROUTES = {"/add", "/report"}
+REPORT_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NOT_FROM_APP = "This change did not come from a review app page. Reload the page and try again."
 
 
@@ -178,6 +179,36 @@ def create_app(root: Path, access_token: str | None = None) -> FastAPI:
             raise review.ReviewError("Consent choices are yes or no.")
         review.change_consent(layout, story_id, changes, load_settings(layout.root), body.get("version"))
         return story_data(layout, story_id)["api"]
+
+    # ---- the findings report ----
+
+    @app.get("/report", response_class=HTMLResponse)
+    def report_page(request: Request):
+        made = sorted((p.parent.name for p in layout.reports.glob("*/report.html") if REPORT_DAY.match(p.parent.name)),
+                      reverse=True)
+        return templates.TemplateResponse(request, "reports.html", {"made": made})
+
+    @app.post("/report")
+    async def make_report(request: Request):
+        form = await request.form()
+        if not _same(form.get("csrf"), csrf):
+            return _problem(request, 403, NOT_FROM_APP)
+        from starlette.concurrency import run_in_threadpool
+
+        from tasks import report
+
+        try:
+            written = await run_in_threadpool(report.write_report, layout, load_settings(layout.root))
+        except report.ReportError as e:
+            return _problem(request, 400, str(e))
+        return RedirectResponse(f"/reports/{written.folder.name}/report.html", status_code=303)
+
+    @app.get("/reports/{day}/report.html")
+    def report_file(request: Request, day: str):
+        path = layout.reports / day / "report.html"
+        if not REPORT_DAY.match(day) or not path.is_file():
+            return _problem(request, 404, f"There is no report of {day}.")
+        return FileResponse(path, media_type="text/html")
 
     @app.exception_handler(review.ReviewError)
     async def review_error(request: Request, exc: review.ReviewError):
