@@ -406,15 +406,13 @@ def publish(
 
 def _decide(root: Path | None, story_id: str, quote_ids: list[str], status: str, themes: list[str] | None = None) -> None:
     from tasks import review
-    from tasks.themes import codebook_path, load_codebook
+    from tasks.themes import theme_ids
 
     layout = Layout(_resolve_root(root))
     try:
         if themes:  # checked first, so a mistyped theme leaves the quotes as they were
-            book = load_codebook(codebook_path(layout.root, _settings_or_exit(layout.root).extract.themes_file))
-            known = [t.id for t in book.themes]
-            if unknown := [t for t in themes if t not in known]:
-                raise review.ReviewError(f"Unknown theme(s): {', '.join(unknown)}. The codebook has: {', '.join(known)}.")
+            known = theme_ids(layout.root, _settings_or_exit(layout.root).extract.themes_file)
+            review.check_themes(themes, known)
         quotes = review.decide(layout, story_id, quote_ids, status)
         for qid in quote_ids if themes else []:
             now = next(q for q in quotes.quotes if q.id == qid).themes

@@ -39,7 +39,7 @@ from storypipe.settings import ReportSettings, Settings
 from tasks import charts, consent
 from tasks.anonymise import Anonymised, anonymise_text_cached, public_quote_text, redact_text
 from tasks.clips import batches
-from tasks.status import last_good_state, load_stories
+from tasks.status import load_stories, reached
 from tasks.themes import Codebook, codebook_path, load_codebook
 
 log = logging.getLogger("storypipe")
@@ -170,7 +170,7 @@ def choose_stories(layout: Layout, wanted: list[str] | None) -> tuple[list[Story
         stories = [s for s in stories if s.story_id in set(wanted)]
     allowed = [s for s in stories if consent.report(s) is None]
     # A story that failed after extraction (at staging, say) still has its quotes.
-    ready = [s for s in allowed if (last_good_state(s) if s.state == "failed" else s.state) in REPORTABLE_STATES]
+    ready = [s for s in allowed if reached(s) in REPORTABLE_STATES]
     return ready, len(stories) - len(allowed), len(allowed) - len(ready)
 
 

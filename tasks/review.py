@@ -237,13 +237,18 @@ def update_quote(
     return quotes
 
 
+def check_themes(themes: list[str], known: list[str]) -> None:
+    """Every theme must be in the codebook: a typo is refused, with the ids there are."""
+    unknown = [t for t in themes if t not in known]
+    if unknown:
+        raise ReviewError(f"Unknown theme(s): {', '.join(unknown)}. The codebook has: {', '.join(known)}.")
+
+
 def set_themes(layout: Layout, story_id: str, quote_id: str, themes: list[str], known: list[str],
                based_on: str | None = None) -> QuotesFile:
     """A person's choice of themes for a quote (a suggestion confirmed, one added or taken away): it
     replaces the machine's tags, and a re-run keeps it. Themes must be in the codebook (`known`)."""
-    unknown = [t for t in themes if t not in known]
-    if unknown:
-        raise ReviewError(f"Unknown theme(s): {', '.join(unknown)}. The codebook has: {', '.join(known)}.")
+    check_themes(themes, known)
     folder = story_dir(layout, story_id)
     with _lock(folder):
         _check(folder / "quotes.json", based_on)

@@ -35,11 +35,16 @@ def last_good_state(story: Story) -> str:
     return "ingested"
 
 
+def reached(story: Story) -> str:
+    """The furthest state a story reached: its state, or, when it failed, the state before."""
+    return last_good_state(story) if story.state == "failed" else story.state
+
+
 def next_stage(layout: Layout, story_id: str) -> str | None:
     story = read_model(layout.story_dir(story_id) / "story.json", Story)
     if consent.transcribe(story):
         return None  # without consent to a transcript, nothing more is done with the recording
-    return NEXT_STAGE.get(last_good_state(story) if story.state == "failed" else story.state)
+    return NEXT_STAGE.get(reached(story))
 
 
 def needs_work(story: Story) -> bool:

@@ -82,6 +82,11 @@ def load_codebook(path: Path) -> Codebook:
     return book
 
 
+def theme_ids(root: Path | None, themes_file: str = "") -> list[str]:
+    """The ids of the codebook in use for a root (what a person may tag a quote with)."""
+    return [t.id for t in load_codebook(codebook_path(root, themes_file)).themes]
+
+
 Hits = dict[tuple[str, int], list[str]]  # (theme id, descriptor index) -> cues found
 
 

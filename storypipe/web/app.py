@@ -31,7 +31,7 @@ from storypipe.layout import Layout
 from storypipe.models import Consent, QuotesFile, Sidecar, Story, Transcript
 from storypipe.settings import load_settings
 from tasks import review
-from tasks.themes import codebook_path, load_codebook
+from tasks.themes import codebook_path, load_codebook, theme_ids
 
 HERE = Path(__file__).parent
 # Formats every current browser plays; anything else is served as the 16 kHz speech copy.
@@ -49,11 +49,6 @@ SAFE_NAME = re.compile(r"[^\w .,()'-]+")
 FORM_ROUTES = {"/add", "/report"}
 REPORT_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NOT_FROM_APP = "This change did not come from a review app page. Reload the page and try again."
-
-
-def _theme_ids(layout: Layout) -> list[str]:
-    book = load_codebook(codebook_path(layout.root, load_settings(layout.root).extract.themes_file))
-    return [t.id for t in book.themes]
 
 
 def create_app(root: Path, access_token: str | None = None) -> FastAPI:
@@ -157,7 +152,8 @@ def create_app(root: Path, access_token: str | None = None) -> FastAPI:
             version = None  # the file has changed under this request's own hand
         if "themes" in body:
             themes = body["themes"] if isinstance(body["themes"], list) else []
-            review.set_themes(layout, story_id, quote_id, [str(t) for t in themes], _theme_ids(layout), version)
+            review.set_themes(layout, story_id, quote_id, [str(t) for t in themes],
+                              theme_ids(layout.root, load_settings(layout.root).extract.themes_file), version)
             version = None
         if any(k in body for k in ("widen_start", "widen_end", "title", "description")):
             review.update_quote(layout, story_id, quote_id, version, widen_start=int(body.get("widen_start", 0)),
