@@ -45,7 +45,8 @@ from tasks.themes import Codebook, codebook_path, load_codebook
 log = logging.getLogger("storypipe")
 
 TEMPLATES = Path(__file__).parent / "templates"
-REPORT_MD, REPORT_HTML, REPORT_PDF, CHARTS = "report.md", "report.html", "report.pdf", "charts"
+REPORT_MD, REPORT_HTML, REPORT_PDF = "report.md", "report.html", "report.pdf"
+CHART_PREFIX = "chart-"  # the charts sit beside report.md, as the contract lists them
 # Beside report.md: the digest of the draft as written, to tell a team's edits from our own text.
 GENERATED_DIGEST = ".report.md.sha256"
 UNNAMED = "a storyteller"
@@ -517,12 +518,12 @@ def write_report(layout: Layout, settings: Settings, *, wanted: list[str] | None
     """Build the report and write it to reports/<date>/: charts, report.md, report.html (and PDF)."""
     report = build(layout, settings, wanted=wanted, title=title, date=date)
     folder = layout.reports / report.date.isoformat()
-    (folder / CHARTS).mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     cfg = settings.report
     files = []
     for b in report.breakdowns:
         png = charts.bar_chart(b.title, b.groups, cfg.chart_width_in, cfg.chart_dpi)
-        path = atomic_write_bytes(folder / CHARTS / f"{b.key.replace('_', '-')}.png", png)
+        path = atomic_write_bytes(folder / f"{CHART_PREFIX}{b.key.replace('_', '-')}.png", png)
         b.chart, b.alt = _relative(path, folder), charts.alt_text(b.title, b.groups)
         files.append(path)
     md_text = markdown(report)

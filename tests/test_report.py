@@ -51,9 +51,10 @@ def table_rows(text: str) -> list[list[str]]:
 def test_the_files_are_written_where_the_contract_says(made):
     layout, _, written, _, _ = made
     assert written.folder.parent == layout.reports and re.fullmatch(r"\d{4}-\d{2}-\d{2}", written.folder.name)
-    for name in ("report.md", "report.html", "charts/sectors.png", "charts/roles.png", "charts/age-range.png",
-                 "charts/gender.png"):
+    for name in ("report.md", "report.html", "chart-sectors.png", "chart-roles.png", "chart-age-range.png",
+                 "chart-gender.png"):
         assert (written.folder / name).is_file(), name
+    assert len(list(written.folder.glob("*.png"))) == 4  # beside report.md, as CONTRACT.md lists them
     assert written.stories == 12
 
 
@@ -213,7 +214,7 @@ def test_the_appendix_links_staged_stories_and_published_clips(made):
 def test_the_html_is_one_self_contained_file(made):
     _, _, written, _, html = made
     assert html.count('src="data:image/png;base64,') == 4
-    assert 'src="charts/' not in html and "<script" not in html
+    assert 'src="chart-' not in html and "<script" not in html
     assert re.findall(r'(?:src|href)="(https?://[^"]+)"', html) == ["https://youtu.be/abc123XYZ_-"]
     assert "<h1>Findings: Community Reporting project</h1>" in html and '<table>' in html
     # The contents line links to every section, by the ids the sections carry.
@@ -225,7 +226,7 @@ def test_the_html_is_one_self_contained_file(made):
 
 def test_charts_are_print_quality_pngs_with_bars(made):
     _, _, written, _, _ = made
-    image = Image.open(written.folder / "charts" / "sectors.png").convert("RGB")
+    image = Image.open(written.folder / "chart-sectors.png").convert("RGB")
     assert image.width == 7 * 200  # chart_width_in x chart_dpi
     pixels = np.asarray(image).reshape(-1, 3)
     bar = np.all(np.abs(pixels.astype(int) - (0x1F, 0x4E, 0x79)) < 8, axis=1)
