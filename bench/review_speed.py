@@ -51,7 +51,7 @@ def main() -> int:
     write_model(layout.story_dir(sid) / "transcript.json", transcript)
     extract_story(sid, layout, load_settings(root))
     words = len(transcript.words())
-    client = TestClient(create_app(root))
+    client = TestClient(create_app(root), base_url="http://127.0.0.1")
     csrf = re.search(r'name="csrf" content="([^"]+)"', client.get("/").text).group(1)
     head = {"X-CSRF-Token": csrf}
     page = client.get(f"/stories/{sid}")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
 import shutil
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -121,8 +125,70 @@ def _check_model(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+@contextlib.contextmanager
+def _prefect(root: Path, settings: Settings):
+    """Prefect pointed at the root's own server (started on demand), or exit 2 when it cannot start."""
+    from storypipe import prefect_server
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(prefect_server.connect(root, settings))
+        except prefect_server.ServerError as e:
+            console.print(f"[red]Prefect could not start:[/red] {e}")
+            raise typer.Exit(2) from None
+        yield
+
+
+class Stopped(Exception):
+    """SIGTERM or Ctrl-C arrived while a run was working."""
+
+
+STOPPED = ("[yellow]Stopped.[/yellow] Nothing is lost: the next `storypipe run` or `watch` finishes what "
+           "this run had started.")
+GOODBYE = ("Stopped watching. Goodbye! Anything left half done is picked up by the next "
+           "`storypipe run` or `storypipe watch`.")
+
+
+def stoppable(work, stop_code: int | None = None, goodbye: str = STOPPED):
+    """Run `work` in a worker thread so that a service manager's SIGTERM (or Ctrl-C) ends the process
+    at once, instead of after the story being transcribed (Prefect would wait for its task threads).
+    Nothing is lost by stopping: every file is written whole or not at all, a story records each
+    stage it finished, the kernel releases the locks, and the next run takes the claims back."""
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            result["error"] = e
+
+    def on_term(signum, frame) -> None:
+        raise Stopped
+
+    # The thread carries this one's context: Prefect's settings (the server to use) live in it.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="storypipe-run", daemon=True)
+    in_main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, on_term) if in_main else None
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)
+    except (Stopped, KeyboardInterrupt) as e:
+        console.print(goodbye)
+        console.file.flush()
+        logging.shutdown()
+        # os._exit: an ordinary exit would wait for Prefect's task threads, i.e. for the transcription.
+        os._exit(stop_code if stop_code is not None else 130 if isinstance(e, KeyboardInterrupt) else 143)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, before)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def _warm_up(settings: Settings) -> None:
-    """Load the models in the background while Prefect's temporary server starts (its 4 s are otherwise idle)."""
+    """Load the models in the background while Prefect connects."""
     import threading
 
     from tasks.nlp import load_nlp
@@ -145,8 +211,9 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def run_pipeline(root: Path, verbose: bool = False) -> int:
-    """Process the inbox of a root with a progress display and a summary; returns the exit status."""
+def run_pipeline(root: Path, verbose: bool = False, watching: bool = False) -> int:
+    """Process the inbox of a root with a progress display and a summary; returns the exit status.
+    A stop (SIGTERM, Ctrl-C) ends the process at once: 143/130, or 0 with the goodbye when `watching`."""
     _setup_logging(verbose)
     settings = _settings_or_exit(root)
     _check_model(settings)
@@ -168,10 +235,15 @@ def run_pipeline(root: Path, verbose: bool = False) -> int:
             log.addHandler(handler)
             _warm_up(settings)
             try:
-                outcomes = run_inbox(str(root), settings)
+                with _prefect(root, settings):
+                    outcomes = stoppable(lambda: run_inbox(str(root), settings),
+                                         *((0, GOODBYE) if watching else ()))
             finally:
                 log.removeHandler(handler)
-        _print_summary(layout, outcomes)
+        if outcomes:
+            _print_summary(layout, outcomes)
+        else:
+            console.print("Nothing left to do: another storypipe run took the recordings in the inbox.")
         if any(o.result in ("quarantined", "failed") for o in outcomes):
             return 1
     return 0
@@ -229,7 +301,7 @@ def watch(
 
     def process() -> int:
         try:
-            return run_pipeline(root, verbose)
+            return run_pipeline(root, verbose, watching=True)
         except typer.Exit as e:  # a configuration or model problem, already explained on screen
             return e.exit_code
 
@@ -247,17 +319,19 @@ def watch(
 
     # Ctrl-C, and a service manager's stop (SIGTERM), end the watch the same way.
     before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    from storypipe import prefect_server
+
     try:
-        if status.unfinished_stories(layout) and not recordings_in(inbox, ignore):
-            process()  # stories a stopped run left are finished now, not at the next arrival
-        watch_inbox(inbox, process, settings.watch, stop=stop, ignore_suffixes=ignore)
+        with prefect_server.lease(root, settings):  # the root's Prefect server stays up while watching
+            if status.unfinished_stories(layout) and not recordings_in(inbox, ignore):
+                process()  # stories a stopped run left are finished now, not at the next arrival
+            watch_inbox(inbox, process, settings.watch, stop=stop, ignore_suffixes=ignore)
     except KeyboardInterrupt:
         pass
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
-    console.print("Stopped watching. Goodbye! Anything left half done is picked up by the next "
-                  "`storypipe run` or `storypipe watch`.")
+    console.print(GOODBYE)
 
 
 @app.command("status")
@@ -268,8 +342,12 @@ def status_cmd(
     """One row per story: id, source file, duration, state, quotes candidate/approved."""
     from tasks import status
 
+    from storypipe import prefect_server
+
     layout = Layout(_resolve_root(root))
     summary = status.root_summary(layout)
+    ui = prefect_server.ui_address(layout.root)
+    summary["prefect_ui"] = ui
     if as_json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -292,6 +370,8 @@ def status_cmd(
         console.print(f"[red]quarantined[/red] {q['file']}: {q['reason']}")
     for name in summary["waiting_sidecars"]:
         console.print(f"[yellow]waiting[/yellow] {name}: its recording has not arrived in the inbox yet")
+    if ui:
+        console.print(f"Prefect UI (runs, logs and artifacts): {ui}")
 
 
 @app.command()
@@ -315,7 +395,8 @@ def retry(
     _check_model(settings)
     from flows.inbox import retry_stories
 
-    outcomes = retry_stories(str(root), story_ids)
+    with _prefect(root, settings):
+        outcomes = stoppable(lambda: retry_stories(str(root), story_ids))
     _print_summary(layout, outcomes)
     raise typer.Exit(1 if any(o.result == "failed" for o in outcomes) else 0)
 
@@ -340,13 +421,68 @@ def review(
     token = None if local else secrets.token_urlsafe(18)
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + ("" if local else f"?token={token}")
+    # The Host names the app answers (any other gets 400, against DNS rebinding): the loopback names
+    # always, and the address it was told to listen on. A wildcard bind (0.0.0.0, ::) answers on
+    # every address and name of the machine (LAN and VPN addresses that change, its .local and
+    # full names), which can't be listed reliably here, so it allows any Host: there every request
+    # needs the access token anyway, and a rebinding page can't have it (the link is only shared
+    # with the team, and the cookie is sent only to the name it was set for).
+    allowed = ["*"] if host in ("0.0.0.0", "::") else ["127.0.0.1", "localhost", "::1", host]
     console.print(f"Review app for {layout.root}: open [bold]{url}[/bold]  (Ctrl-C to stop)")
     if not local:
         console.print("[yellow]Reachable from other machines: share the link above only with your team.[/yellow]")
     try:
-        uvicorn.run(create_app(layout.root, token), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(layout.root, token, allowed_hosts=allowed), host=host, port=port, log_level="warning")
     except KeyboardInterrupt:  # pragma: no cover - uvicorn handles Ctrl-C itself
         pass
+
+
+@app.command()
+def server(
+    root: RootOption = None,
+    stop_it: Annotated[bool, typer.Option("--stop", help="Stop the root's Prefect server and exit.")] = False,
+) -> None:
+    """Run storypipe's own Prefect server for this root in the foreground and print the UI address (Ctrl-C to stop).
+    Other commands start it on demand, or reuse this one."""
+    from storypipe import prefect_server
+
+    root = _resolve_root(root)
+    settings = _settings_or_exit(root)
+    if stop_it:
+        stopped = prefect_server.stop(root, settings)
+        console.print(f"Stopped the Prefect server at {stopped.url}/" if stopped else "No Prefect server was running.")
+        return
+    if prefect_server.team_api_url():
+        console.print(f"PREFECT_API_URL is set: storypipe uses your team's Prefect server, {prefect_server.team_api_url()}")
+        raise typer.Exit(2)
+    folder = prefect_server.state_folder(root, settings)
+    with prefect_server.lease(root, settings):
+        info = prefect_server.running(root, settings)
+        proc = None
+        if info is None:
+            console.print(f"Starting the Prefect server for {root} (its data: {folder})…")
+            from filelock import FileLock
+
+            with FileLock(str(folder / "server.lock")):
+                info = prefect_server.running(root, settings)
+                if info is None:
+                    try:
+                        info, proc = prefect_server.start(root, settings, detach=False, idle_s=0)
+                    except prefect_server.ServerError as e:
+                        console.print(f"[red]Prefect could not start:[/red] {e}")
+                        raise typer.Exit(2) from None
+        else:
+            console.print("Another storypipe command started this root's Prefect server; it stays up while this runs.")
+        console.print(f"Prefect UI: [bold]{info.url}/[/bold]  (only this computer can open it; Ctrl-C to stop)")
+        console.print(f"Its database and log are in {folder}")
+        try:
+            while proc.poll() is None if proc else prefect_server.running(root, settings):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    console.print("Prefect server stopped.")
 
 
 @app.command("clips")
@@ -502,6 +638,10 @@ def demo(
     if root.exists() and any(root.iterdir()) and not (root / DEMO_MARKER).exists():
         console.print(f"[red]{root} exists and is not a demo folder; refusing to replace it.[/red] Use --root.")
         raise typer.Exit(2)
+    if (root / DEMO_MARKER).exists():
+        from storypipe import prefect_server
+
+        prefect_server.stop(root)  # its database is about to be replaced with the folder
     shutil.rmtree(root, ignore_errors=True)
     layout = Layout(root).ensure()
     (root / DEMO_MARKER).write_text("Created by `storypipe demo`; safe to delete.\n")

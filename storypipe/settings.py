@@ -205,8 +205,19 @@ class PublishSettings(BaseModel):
 
 
 class PrefectSettings(BaseModel):
+    """Retries, and storypipe's own local Prefect server (storypipe/prefect_server.py)."""
+
     retries: int = 2
     retry_delay_s: float = 2
+    # The port the root's server asks for first (the UI address a team bookmarks); when it is taken,
+    # the next free one of the following `port_tries`.
+    server_port: int = Field(default=4280, ge=1024, le=65535)
+    port_tries: int = Field(default=20, ge=1)
+    # A fresh database runs its migrations first; on busy cores that took over 20 s (Prefect's own limit).
+    server_start_timeout_s: float = Field(default=180.0, gt=0)
+    # A server started on demand stops by itself once no storypipe command has used it for this long
+    # (0: never). `storypipe server` keeps it up while it runs.
+    server_idle_s: float = Field(default=900.0, ge=0)
 
 
 class RunSettings(BaseModel):

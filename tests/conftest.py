@@ -1,23 +1,48 @@
-"""Shared fixtures. Prefect's test harness starts once per session, only for tests that ask for it."""
+"""Shared fixtures. One storypipe Prefect server serves the whole session, started only when a test
+asks for it. The tests never read or write the user's ~/.prefect or ~/.cache: both point into a
+folder of the session's own (the Whisper model is converted there once, in under a second)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="storypipe-tests-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["XDG_CACHE_HOME"] = str(SESSION_DIR / "cache")
+os.environ["PREFECT_HOME"] = str(SESSION_DIR / "prefect-home")
+os.environ.pop("PREFECT_API_URL", None)  # a team's server in the shell never serves the tests
+os.environ.pop("PREFECT_PROFILE", None)
 
 DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_api():
+    """storypipe's own Prefect server for the session (storypipe/prefect_server.py), given to this
+    process and, through PREFECT_API_URL, to every `storypipe` command a test starts."""
+    from storypipe import prefect_server
+    from storypipe.settings import load_settings
 
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+    root = SESSION_DIR / "prefect-root"
+    root.mkdir(exist_ok=True)
+    with prefect_server.connect(root, load_settings(root)) as url:
+        yield url
+    prefect_server.stop(root)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_api):
+    """The name the flow tests use: the session's server."""
+    return prefect_api
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture

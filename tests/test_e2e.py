@@ -50,7 +50,7 @@ def story_by_source(layout: Layout, filename: str) -> Story:
 
 
 @pytest.fixture(scope="module")
-def processed_root(tmp_path_factory):
+def processed_root(tmp_path_factory, prefect_api):
     """A root with jfk (no sidecar), the demo interview (consents to all), a second interview that must be
     anonymised, and a non-audio file; processed by the installed `storypipe run` command."""
     root = tmp_path_factory.mktemp("root")
@@ -65,8 +65,7 @@ def processed_root(tmp_path_factory):
     )
     (layout.inbox / "agenda.txt").write_text("Agenda for the sense-making workshop\n")
     before = {p.name: sha(p) for p in layout.inbox.iterdir()}
-    env = dict(os.environ, PREFECT_HOME=str(root / ".prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    env.pop("PREFECT_API_URL", None)
+    env = dict(os.environ)  # the session's Prefect server (PREFECT_API_URL), as a team's own would be
     run = subprocess.run([str(STORYPIPE), "run", "--root", str(root)], capture_output=True, text=True, env=env,
                          timeout=1800)
     status = subprocess.run([str(STORYPIPE), "status", "--json", "--root", str(root)], capture_output=True,

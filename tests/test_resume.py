@@ -31,9 +31,8 @@ def sha(path: Path) -> str:
 
 
 def env_for(root: Path) -> dict:
-    env = dict(os.environ, PREFECT_HOME=str(root / ".prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false",
                STORYPIPE_RUN__SETTLE_S="0", COLUMNS="200")
-    env.pop("PREFECT_API_URL", None)
     return env
 
 
@@ -51,21 +50,26 @@ def story_state(story_json: Path) -> str | None:
         return None  # not there yet (a write is atomic: a half file is never seen)
 
 
-def kill_when(proc: subprocess.Popen, story_json: Path, state: str, delay_s: float = 0.0, timeout_s: float = 600) -> str:
-    """SIGKILL the whole run as soon as the story reaches `state` (plus a delay); returns the state then."""
+def kill_when(proc: subprocess.Popen, story_json: Path, state: str, delay_s: float = 0.0, timeout_s: float = 600,
+              sig: int = signal.SIGKILL) -> str:
+    """Signal the whole run (SIGKILL: a power cut; SIGTERM: a service manager's stop) as soon as the
+    story reaches `state` (plus a delay); returns the state then."""
     deadline = time.monotonic() + timeout_s
     while story_state(story_json) != state:
         assert proc.poll() is None, f"the run ended before {state}:\n{proc.stdout.read()}"
         assert time.monotonic() < deadline, f"{state} never came"
         time.sleep(POLL_S)
     time.sleep(delay_s)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    os.killpg(proc.pid, sig)
+    sent = time.monotonic()
+    # A service manager waits a few seconds after SIGTERM, then kills: the run must be gone by then.
+    proc.wait(timeout=5 if sig == signal.SIGTERM else 30)
+    print(f"signal {sig} at {state}: the run exited {time.monotonic() - sent:.2f} s later")
     return story_state(story_json)
 
 
 def all_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and ".prefect-home" not in p.parts]
+    return [p for p in root.rglob("*") if p.is_file()]
 
 
 def history_states(story_json: Path) -> list[str]:
@@ -83,9 +87,13 @@ def test_a_run_killed_at_every_stage_is_finished_by_the_next(tmp_path):
     story_id = f"jfk-{before['jfk.flac'][:8]}"
     story_json = layout.story_dir(story_id) / "story.json"
 
-    # 1. Killed during transcription: ingested, the speech copy made, Whisper running.
-    at = kill_when(start_run(root), story_json, "ingested", delay_s=3.0)
-    assert at == "ingested"
+    # 1. Stopped by SIGTERM during transcription: ingested, the speech copy made, Whisper running.
+    proc = start_run(root)
+    at = kill_when(proc, story_json, "ingested", delay_s=3.0, sig=signal.SIGTERM)
+    assert at == "ingested" and proc.returncode == 143
+    assert "Nothing is lost" in proc.stdout.read()
+    # 1b. Killed (kill -9) during transcription.
+    assert kill_when(start_run(root), story_json, "ingested", delay_s=3.0) == "ingested"
     # 2. Killed as extraction starts (transcription done), 3. as staging starts.
     assert kill_when(start_run(root), story_json, "transcribed") in ("transcribed", "extracted")
     assert kill_when(start_run(root), story_json, "extracted") in ("extracted", "staged")

@@ -102,7 +102,6 @@ def snapshot(root: Path) -> dict:
 def clean_env(monkeypatch):
     for key in [k for k in os.environ if k.startswith("STORYPIPE_")]:
         monkeypatch.delenv(key)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     # Only waiting for copies to finish; no effect on what a story becomes.
     monkeypatch.setenv("STORYPIPE_RUN__SETTLE_S", "0")
     return monkeypatch

@@ -301,11 +301,11 @@ def test_storypipe_watch_processes_arrivals_until_ctrl_c(tmp_path):
     made = tmp_path / "made"
     first = af.speech(made, "Interview 3.wav", "I learned that my voice matters to the people who run the service.")
     second = af.speech(made, "second.wav", "We met every week in the library and it changed how I see myself.")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYPIPE_") and k != "PREFECT_API_URL"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYPIPE_")}
     env.update(STORYPIPE_WATCH__SETTLE_S="1", STORYPIPE_WATCH__BURST_S="1",
                # not kept waiting by transcriptions of other test runs on this machine
                STORYPIPE_RUN__TRANSCRIBE_PER_MACHINE="8",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp_path / "prefect-home"), COLUMNS="200")
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", COLUMNS="200")
     out = tmp_path / "watch.log"
     with out.open("w") as log_file:
         proc = subprocess.Popen([str(STORYPIPE), "watch", "--root", str(root)], stdout=log_file,
@@ -369,7 +369,7 @@ def test_watch_with_a_bad_configuration_exits_2(tmp_path, settings):
 
 def test_storypipe_watch_stops_cleanly_on_sigterm(tmp_path):
     """A service manager (systemd, supervisord) stops it with SIGTERM: the same goodbye and exit 0."""
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env = {k: v for k, v in env.items() if not k.startswith("STORYPIPE_")}
     out = tmp_path / "watch.log"
     with out.open("w") as log_file:

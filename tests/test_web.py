@@ -1,5 +1,8 @@
 """The review app over HTTP: every route, and the bad cases (unknown ids, traversal, stale versions,
-cross-site requests, the remote-access token)."""
+cross-site requests, foreign Host headers, the remote-access token).
+
+Clients talk to the app as a browser on this machine does, at http://127.0.0.1 (TestClient's
+default "testserver" is a foreign host to the app, answered 400)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from tests import audio_fixtures as af
 from tests.factories import make_story, make_transcript
 
 SID = "ros-12345678"
+LOCAL = "http://127.0.0.1"
 TEXT = ("I felt invisible for years and nobody asked what I thought. When we started the peer support group, "
         "for the first time my lived experience counted as expertise and the managers treated us as equals.")
 
@@ -39,7 +43,7 @@ def layout(tmp_path, settings):
 
 @pytest.fixture
 def client(layout):
-    return TestClient(create_app(layout.root))
+    return TestClient(create_app(layout.root), base_url=LOCAL)
 
 
 def csrf_of(client) -> str:
@@ -164,7 +168,7 @@ def test_intake_writes_sidecar_then_audio_into_the_inbox(client, layout):
 
 
 def test_another_host_needs_the_access_token(layout):
-    client = TestClient(create_app(layout.root, access_token="s3cret"))
+    client = TestClient(create_app(layout.root, access_token="s3cret"), base_url=LOCAL)
     assert client.get("/").status_code == 403
     r = client.get("/?token=s3cret", follow_redirects=False)
     assert r.status_code == 303 and "token" not in r.headers["location"]
@@ -191,13 +195,17 @@ def test_review_command_binds_to_localhost_unless_told_and_then_needs_a_token(tm
     local = runner.invoke(app, ["review", "--root", str(tmp_path)])
     assert local.exit_code == 0 and "http://127.0.0.1:8765/" in local.output
     assert calls[-1][1]["host"] == "127.0.0.1" and calls[-1][1]["port"] == 8765
-    assert TestClient(calls[-1][0]).get("/").status_code == 200
+    assert TestClient(calls[-1][0], base_url="http://127.0.0.1:8765").get("/").status_code == 200
     remote = runner.invoke(app, ["review", "--root", str(tmp_path), "--host", "0.0.0.0", "--port", "9000"])
-    token = re.search(r"token=([\w-]+)", remote.output.replace("\n", "")).group(1)
+    link = re.search(r"(http://\S+):9000/\?token=([\w-]+)", remote.output.replace("\n", ""))
+    token = link.group(2)
     assert calls[-1][1]["host"] == "0.0.0.0"
-    client = TestClient(calls[-1][0])
+    client = TestClient(calls[-1][0], base_url=f"{link.group(1)}:9000")  # the machine's name, as printed
     assert client.get("/").status_code == 403
     assert client.get(f"/?token={token}").status_code == 200
+    # A wildcard bind answers any Host name (the machine's names and addresses can't all be known),
+    # and leaves it to the token: a foreign Host without it is refused all the same.
+    assert TestClient(calls[-1][0], base_url="http://evil.example:9000").get("/").status_code == 403
 
 
 def test_the_findings_report_is_made_and_shown_from_the_app(client, layout):
@@ -214,3 +222,62 @@ def test_the_findings_report_is_made_and_shown_from_the_app(client, layout):
     assert made.headers["location"].split("/")[2] in client.get("/report").text
     assert client.get("/reports/..%2F..%2Fetc/report.html").status_code == 404
     assert client.get("/reports/2020-01-01/report.html").status_code == 404
+
+
+# ---- the Host header: local means local (DNS rebinding) ----
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.evil.example", "testserver"])
+def test_a_foreign_host_header_is_answered_400_and_changes_nothing(client, layout, host):
+    csrf = csrf_of(client)
+    before = (layout.story_dir(SID) / "story.json").read_bytes()
+    assert client.get("/", headers={"Host": host}).status_code == 400
+    page = client.get(f"/stories/{SID}", headers={"Host": host})
+    assert page.status_code == 400 and "Heard" not in page.text and "invisible" not in page.text
+    assert client.get(f"/api/stories/{SID}", headers={"Host": host}).status_code == 400
+    assert client.get(f"/stories/{SID}/audio", headers={"Host": host}).status_code == 400
+    posted = client.post(f"/api/stories/{SID}/reviewed", headers={"Host": host, "X-CSRF-Token": csrf})
+    assert posted.status_code == 400
+    assert (layout.story_dir(SID) / "story.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "127.0.0.1", "localhost", "LOCALHOST:8765",
+                                  "[::1]:8765"])
+def test_the_local_names_are_answered_with_or_without_a_port(client, host):
+    page = client.get("/", headers={"Host": host})
+    assert page.status_code == 200 and "Heard" in page.text
+    assert client.get(f"/stories/{SID}", headers={"Host": host}).status_code == 200
+
+
+def test_allowed_hosts_can_be_given_and_ipv6_is_matched_in_brackets(layout):
+    client = TestClient(create_app(layout.root, allowed_hosts=["review.example.org", "fe80::1"]), base_url=LOCAL)
+    assert client.get("/", headers={"Host": "review.example.org:8765"}).status_code == 200
+    assert client.get("/", headers={"Host": "[fe80::1]:8765"}).status_code == 200
+    assert client.get("/", headers={"Host": "127.0.0.1:8765"}).status_code == 400  # only the names given
+    assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_the_review_command_allows_the_host_it_was_given_and_the_local_names(tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from storypipe.cli import app
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kw: calls.append((application, kw)))
+    # 192.0.2.10 is a documentation address: nothing listens or is sent anywhere (uvicorn.run is a stub).
+    out = CliRunner().invoke(app, ["review", "--root", str(tmp_path), "--host", "192.0.2.10", "--port", "9000"])
+    assert out.exit_code == 0 and calls[-1][1]["host"] == "192.0.2.10"
+    token = re.search(r"token=([\w-]+)", out.output.replace("\n", "")).group(1)
+    client = TestClient(calls[-1][0], base_url="http://192.0.2.10:9000")
+    assert client.get(f"/?token={token}").status_code == 200  # the link it printed works
+    assert client.get("/").status_code == 200
+    for local in ("127.0.0.1:9000", "localhost:9000", "[::1]:9000"):
+        assert client.get("/", headers={"Host": local}).status_code == 200
+    assert client.get("/", headers={"Host": "evil.example:9000"}).status_code == 400  # even with the cookie
+
+    out = CliRunner().invoke(app, ["review", "--root", str(tmp_path), "--host", "::1"])
+    assert out.exit_code == 0 and "token=" not in out.output
+    client = TestClient(calls[-1][0], base_url="http://[::1]:8765")
+    assert client.get("/").status_code == 200
+    assert client.get("/", headers={"Host": "evil.example:8765"}).status_code == 400

@@ -6,11 +6,15 @@ Safety, in one place:
 - every state-changing request must carry this server's random CSRF token (pages embed it), and
   a request from another origin is refused outright;
 - bound to another host than 127.0.0.1, every request needs the access token, given once in the
-  URL (?token=...) and then kept in a cookie.
+  URL (?token=...) and then kept in a cookie;
+- a request whose Host header is not one of this server's own names is answered 400 before
+  anything else runs, so a page on another site that points its own name at 127.0.0.1 (DNS
+  rebinding) cannot read the stories.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -25,6 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from storypipe.jsonio import BadFileError, atomic_write_bytes, read_model
 from storypipe.layout import Layout
@@ -49,9 +54,14 @@ SAFE_NAME = re.compile(r"[^\w .,()'-]+")
 FORM_ROUTES = {"/add", "/report"}
 REPORT_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NOT_FROM_APP = "This change did not come from a review app page. Reload the page and try again."
+# The names a browser on this machine uses for a server on the loopback address. Starlette compares
+# the Host header without its port, and keeps the brackets of an IPv6 address: "[::1]", not "::1".
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
-def create_app(root: Path, access_token: str | None = None) -> FastAPI:
+def create_app(root: Path, access_token: str | None = None, *, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The review app for `root`. `allowed_hosts` are the Host header values (without port) it
+    answers; any other gets 400. The default is the loopback names; "*" allows any."""
     layout = Layout(Path(root)).ensure()
     csrf = secrets.token_urlsafe(24)
     app = FastAPI(title="storypipe review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -83,6 +93,10 @@ def create_app(root: Path, access_token: str | None = None) -> FastAPI:
             if not is_form and not _same(request.headers.get("x-csrf-token"), csrf):
                 return _problem(request, 403, NOT_FROM_APP)
         return await call_next(request)
+
+    # Added last, so it runs first: a foreign Host gets 400 before the token or CSRF checks.
+    hosts = LOCAL_HOSTS if allowed_hosts is None else allowed_hosts
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[host_pattern(h) for h in hosts], www_redirect=False)
 
     # ---- pages ----
 
@@ -215,6 +229,17 @@ def create_app(root: Path, access_token: str | None = None) -> FastAPI:
         return _problem(request, 500, f"{exc.path.name} could not be read: {exc.reason}")
 
     return app
+
+
+def host_pattern(host: str) -> str:
+    """A name or address as TrustedHostMiddleware matches it: lower case, and an IPv6 address in
+    brackets and in its short form, as browsers send it ("::1" and "0:0:0:0:0:0:0:1" -> "[::1]")."""
+    host = host.strip().lower()
+    try:
+        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return host
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed
 
 
 def _problem(request: Request, status: int, message: str) -> Response:
