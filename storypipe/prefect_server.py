@@ -10,7 +10,7 @@ find and reuse it:
 - Its database, home and log live in `<root>/.storypipe/prefect/`, so two roots never share one.
 - `server.json` there names its process and address. Starting is done under a file lock; a server
   whose process is gone (or that no longer answers as this root's) is replaced.
-- Each command using it leaves a lease (`clients/<pid>`). A server started on demand stops by
+- Each command using it leaves a lease (`clients/<pid>-<n>`). A server started on demand stops by
   itself once no lease is alive for `prefect.server_idle_s`; `storypipe server` keeps it up.
 - `PREFECT_API_URL` (or a Prefect profile that sets it) wins: a team's own server is used as it is.
 
@@ -21,6 +21,7 @@ app under uvicorn, as `prefect server start` runs it, with the host check in fro
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -43,9 +44,12 @@ from storypipe.settings import Settings, load_settings
 log = logging.getLogger("storypipe")
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+QUIET_SERVICES = ("TRIGGERS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "REPOSSESSOR",
+                  "CLEANUP_RECONCILER", "DB_VACUUM")
 IDENTITY_PATH = "/storypipe-server"  # answers {"root", "pid"}: which root's server this is
 POLL_S = 0.2
 WATCHDOG_S = 2.0
+_LEASES = itertools.count()
 _OURS: set[str] = set()  # API URLs of storypipe's own servers that this process pointed Prefect at
 
 
@@ -89,6 +93,11 @@ def server_env(root: Path, settings: Settings, port: int) -> dict[str, str]:
         PREFECT_SERVER_CORS_ALLOWED_ORIGINS=origins,
         PREFECT_LOGGING_SERVER_LEVEL="WARNING",
     )
+    # Services for what storypipe does not use (automations, workers' heartbeats, pauses, cancelling,
+    # concurrency leases) poll the database all day; off, an idle server costs half the CPU. The
+    # scheduler stays, for flows/serve.py; run history, task runs, logs and events all work.
+    for service in QUIET_SERVICES:
+        env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
     return env
 
 
@@ -321,7 +330,7 @@ def lease(root: Path, settings: Settings) -> Iterator[None]:
     """Keep the root's server up while this process uses it (see the watchdog in `serve`)."""
     folder = _lease_dir(root, settings)
     folder.mkdir(parents=True, exist_ok=True)
-    mine = folder / str(os.getpid())
+    mine = folder / f"{os.getpid()}-{next(_LEASES)}"  # one per use: `watch` holds one, each run another
     mine.write_text(str(os.getpid()))
     try:
         yield
@@ -397,7 +406,7 @@ def _watchdog(server, folder: Path, idle_s: float) -> None:
         alive = False
         for path in (folder / "clients").glob("*"):
             try:
-                pid = int(path.name)
+                pid = int(path.name.split("-")[0])
             except ValueError:
                 continue
             if _process_alive(pid):

@@ -55,7 +55,8 @@ def transcribe_speech(
     speech regions, the language, its probability, and what was dropped as non-speech."""
     cfg = settings.transcribe
     duration = len(mono) / vad.SAMPLE_RATE
-    regions = vad.speech_regions(mono, cfg.vad)
+    raw = vad.raw_speech_regions(mono, cfg.vad)
+    regions = vad.merge_regions(raw, cfg.vad.bridge_s)
     if not regions:
         raise NoSpeechError("no speech found: the recording seems to hold only silence, noise, music or a tone")
     speech_s = sum(e - s for s, e in regions)
@@ -65,7 +66,7 @@ def transcribe_speech(
     )
     segments: list[Segment] = []
     probability = None
-    for group in vad.batches(regions, cfg.batch_s):
+    for group in vad.batches(regions, cfg.batch_s, vad.pauses_within(raw, cfg.vad.bridge_s)):
         packed = vad.compact(mono, group)
         result = engine.transcribe(packed.audio, [(0.0, round(packed.duration, 3))], language)
         if language is None:  # detected on the first batch, kept for the rest

@@ -8,6 +8,7 @@ silence out (rather than decoding many short clips) is also the fastest way to s
 
 from __future__ import annotations
 
+import bisect
 import functools
 import threading
 from dataclasses import dataclass
@@ -28,30 +29,61 @@ class NoSpeechError(ValueError):
 
 
 @functools.cache
-def _silero():
-    from silero_vad import load_silero_vad
+def _silero_package():
+    """The silero_vad package, imported without changing torch's thread count.
 
-    return load_silero_vad(onnx=True)  # the ONNX model is about twice as fast on CPU as the JIT one
+    Why: silero_vad/model.py runs `torch.set_num_threads(1)` when imported. That is process-wide: every
+    thread that first touches torch afterwards (Prefect's task threads, where Whisper and the voice
+    encoder run) then computes on one core instead of all of them.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    import silero_vad
+
+    torch.set_num_threads(threads)
+    return silero_vad
+
+
+@functools.cache
+def _silero():
+    """Silero's model: the batched ("sequence") ONNX front-end where the installed silero-vad has it
+    (6.2+: the same per-frame probabilities, bit for bit, in one ONNX call per 16 s instead of a Python
+    loop over 32 ms frames, about 5x faster), else the streaming ONNX model."""
+    silero_vad = _silero_package()
+    try:
+        return silero_vad.load_silero_vad(sequence=True)
+    except (TypeError, ImportError, FileNotFoundError, AttributeError):  # silero-vad < 6.2
+        return silero_vad.load_silero_vad(onnx=True)  # the ONNX model is about twice as fast on CPU as the JIT one
+
+
+def raw_speech_regions(speech: np.ndarray, cfg: VadSettings) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech as Silero finds it, padded, before short pauses are bridged."""
+    if not cfg.enabled:
+        return [(0.0, round(len(speech) / SAMPLE_RATE, 3))] if len(speech) else []
+    silero_vad = _silero_package()
+    model = _silero()
+    options = dict(
+        threshold=cfg.threshold,
+        sampling_rate=SAMPLE_RATE,
+        min_speech_duration_ms=cfg.min_speech_ms,
+        min_silence_duration_ms=cfg.min_silence_ms,
+        speech_pad_ms=cfg.pad_ms,
+    )
+    audio = np.ascontiguousarray(speech, dtype=np.float32)
+    if hasattr(model, "audio_forward") and not hasattr(model, "reset_states"):  # the sequence model: stateless
+        found = silero_vad.get_speech_timestamps_sequence(audio, model, **options)
+    else:
+        import torch
+
+        with _LOCK:  # the streaming model keeps state between calls
+            found = silero_vad.get_speech_timestamps(torch.from_numpy(audio), model, **options)
+    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in found]
 
 
 def speech_regions(speech: np.ndarray, cfg: VadSettings) -> list[tuple[float, float]]:
     """(start, end) seconds of speech, padded and with short pauses bridged."""
-    import torch
-    from silero_vad import get_speech_timestamps
-
-    if not cfg.enabled:
-        return [(0.0, round(len(speech) / SAMPLE_RATE, 3))] if len(speech) else []
-    with _LOCK:  # the model keeps state between calls
-        found = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(speech, dtype=np.float32)),
-            _silero(),
-            threshold=cfg.threshold,
-            sampling_rate=SAMPLE_RATE,
-            min_speech_duration_ms=cfg.min_speech_ms,
-            min_silence_duration_ms=cfg.min_silence_ms,
-            speech_pad_ms=cfg.pad_ms,
-        )
-    return merge_regions([(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in found], cfg.bridge_s)
+    return merge_regions(raw_speech_regions(speech, cfg), cfg.bridge_s)
 
 
 def merge_regions(regions: list[tuple[float, float]], bridge_s: float) -> list[tuple[float, float]]:
@@ -109,11 +141,26 @@ def compact(speech: np.ndarray, regions: list[tuple[float, float]]) -> Compact:
     return Compact(audio=audio, regions=regions, offsets=offsets)
 
 
-def batches(regions: list[tuple[float, float]], max_s: float) -> list[list[tuple[float, float]]]:
+def pauses_within(raw: list[tuple[float, float]], bridge_s: float) -> list[tuple[float, float]]:
+    """The pauses Silero heard that merge_regions bridged: (start, end) of each gap shorter than bridge_s
+    between two raw regions (zero-length where their padding met). Good places to cut a long region."""
+    ordered = sorted(raw)
+    return [(round(a_end, 3), round(b_start, 3)) for (_, a_end), (b_start, _) in zip(ordered, ordered[1:])
+            if b_start - a_end < bridge_s]
+
+
+def batches(
+    regions: list[tuple[float, float]], max_s: float, pauses: list[tuple[float, float]] = (),
+) -> list[list[tuple[float, float]]]:
     """Groups of consecutive regions of at most max_s of speech each (a longer region is split).
 
-    Each group is transcribed on its own: memory stays bounded and progress can be shown.
+    Each group is transcribed on its own: memory stays bounded and progress can be shown. A region that
+    does not fit in what is left of a group is cut in the middle of the latest of `pauses` that fits
+    (never in the middle of a word: the engine starts each group afresh, without the words before the
+    cut); with no pause to cut at, a group that already holds speech is closed and the region starts
+    the next one, and only a region with no pause in max_s of speech is cut where the room ends.
     """
+    cuts = sorted(round((a + b) / 2, 3) for a, b in pauses)
     groups: list[list[tuple[float, float]]] = [[]]
     size = 0.0
     for start, end in regions:
@@ -122,7 +169,18 @@ def batches(regions: list[tuple[float, float]], max_s: float) -> list[list[tuple
             if room <= 0:
                 groups.append([])
                 size, room = 0.0, max_s
-            take = min(room, end - start)
+            if end - start <= room:
+                take = end - start
+            else:
+                i = bisect.bisect_right(cuts, start + room) - 1
+                if i >= 0 and cuts[i] > start:
+                    take = cuts[i] - start
+                elif size > 0:  # no pause to cut at: this region starts the next group
+                    groups.append([])
+                    size = 0.0
+                    continue
+                else:
+                    take = room
             groups[-1].append((round(start, 3), round(start + take, 3)))
             size += take
             start += take

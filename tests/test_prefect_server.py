@@ -4,8 +4,10 @@ local only. Real processes, a real Prefect server, real Whisper on short recordi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +52,10 @@ def get(url: str, host: str | None = None) -> int:
         return e.code
 
 
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def history(story_json: Path) -> list[str]:
     return [h["state"] for h in json.loads(story_json.read_text("utf-8"))["history"]]
 
@@ -67,14 +73,18 @@ def test_pairs_of_runs_at_once_share_one_server_on_busy_cores(shared_root, tmp_p
     (the first pair races to start it; before the sixth its process is killed and must be replaced)."""
     root = shared_root
     layout = Layout(root).ensure()
+    made = tmp_path / "made"
+    recordings = [af.speech(made, f"pair {pair}.wav", f"Story number {pair}. The group listened to me.")
+                  for pair in range(PAIRS)]
+    before = sorted(sha(p) for p in recordings)
     hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)]
     servers = set()
     try:
-        for pair in range(PAIRS):
+        for pair, recording in enumerate(recordings):
             if pair == PAIRS // 2:
                 stale = prefect_server.running(root)
                 os.kill(stale.pid, signal.SIGKILL)  # a crash: server.json still names it
-            af.speech(layout.inbox, f"pair {pair}.wav", f"Story number {pair}. The group listened to me.")
+            shutil.copy2(recording, layout.inbox / recording.name)
             runs = [storypipe("run", root=root), storypipe("run", root=root)]
             outputs = [r.communicate(timeout=900)[0] for r in runs]
             assert [r.returncode for r in runs] == [0, 0], (pair, outputs)
@@ -88,6 +98,10 @@ def test_pairs_of_runs_at_once_share_one_server_on_busy_cores(shared_root, tmp_p
     for story_json in stories:
         states = history(story_json)
         assert states.count("ingested") == 1 and states.count("transcribed") == 1, (story_json, states)
+        assert states[-1] == "extracted"  # no sidecar: nothing is staged
+    # No file taken twice or lost: the originals are the recordings, byte for byte; nothing left behind.
+    assert sorted(sha(p) for p in layout.originals.rglob("*") if p.is_file()) == before
+    assert not any(layout.inbox.iterdir()) and not any(layout.quarantine.iterdir())
     assert len(servers) == 2  # the first one, and the one that replaced it after the crash
     info = prefect_server.running(root)
     assert info is not None and (root / ".storypipe" / "prefect" / "prefect.db").exists()
@@ -170,3 +184,15 @@ def test_an_idle_server_started_on_demand_stops_by_itself(tmp_path):
         assert time.monotonic() < deadline, "the idle server never stopped"
         time.sleep(0.5)
     assert not (tmp_path / ".storypipe" / "prefect" / "server.json").exists()
+
+
+def test_a_lease_inside_a_lease_keeps_the_outer_one(tmp_path):
+    """`storypipe watch` holds a lease for its life and each of its runs another: a run ending must
+    not let the server go idle under the watch."""
+    settings = load_settings(tmp_path)
+    clients = prefect_server.state_folder(tmp_path, settings) / "clients"
+    with prefect_server.lease(tmp_path, settings):
+        with prefect_server.lease(tmp_path, settings):
+            assert len(list(clients.iterdir())) == 2
+        assert [p.name.split("-")[0] for p in clients.iterdir()] == [str(os.getpid())]
+    assert list(clients.iterdir()) == []

@@ -1,6 +1,6 @@
-"""Nothing lost under faults: a real `kill -9` of a running `storypipe run` at each stage, then a run
-that finishes the story; and two runs started at once on one inbox. Real Whisper, real Prefect,
-real processes (each with its own temporary Prefect server, as on a volunteer's laptop)."""
+"""Nothing lost under faults: a service manager's SIGTERM and a real `kill -9` of a running
+`storypipe run` at each stage, then a run that finishes the story. Real Whisper, real Prefect (the
+session's server), real processes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from storypipe.layout import Layout
-from tests import audio_fixtures as af
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +75,7 @@ def history_states(story_json: Path) -> list[str]:
     return [h["state"] for h in json.loads(story_json.read_text("utf-8"))["history"]]
 
 
-def test_a_run_killed_at_every_stage_is_finished_by_the_next(tmp_path):
+def test_a_run_killed_at_every_stage_is_finished_by_the_next(tmp_path, prefect_api):
     root = tmp_path
     layout = Layout(root).ensure()
     shutil.copy2(DATA / "jfk.flac", layout.inbox / "jfk.flac")
@@ -122,28 +121,4 @@ def test_a_run_killed_at_every_stage_is_finished_by_the_next(tmp_path):
     assert all(sha(staged / name) == digest for name, digest in sums.items())
 
 
-def test_two_runs_at_once_never_take_a_file_or_story_twice(tmp_path):
-    root = tmp_path
-    layout = Layout(root).ensure()
-    for i, text in enumerate([
-        "I found people who listened to me at the cafe.",
-        "The group gave me my confidence back.",
-        "Nobody asked us before, and now they do.",
-        "We wrote the new rules for the hostel together with the staff.",
-    ]):
-        af.speech(layout.inbox, f"story {i}.wav", text)
-    before = sorted(sha(p) for p in layout.inbox.iterdir())
-
-    runs = [start_run(root), start_run(root)]
-    outputs = [r.communicate(timeout=900)[0] for r in runs]
-    assert [r.returncode for r in runs] == [0, 0], outputs
-
-    stories = sorted(layout.transcripts.glob("*/story.json"))
-    assert len(stories) == 4
-    for story_json in stories:
-        states = history_states(story_json)
-        assert states.count("ingested") == 1 and states.count("transcribed") == 1, (story_json, states)
-        assert story_state(story_json) == "extracted"  # no sidecar: nothing is staged
-    originals = sorted(sha(p) for p in layout.originals.rglob("*") if p.is_file())
-    assert originals == before
-    assert not any(layout.inbox.iterdir()) and not any(layout.quarantine.iterdir())
+# Two runs at once on one inbox: tests/test_prefect_server.py starts ten pairs of them, on busy cores.

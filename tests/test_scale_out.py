@@ -24,15 +24,12 @@ from tests import audio_fixtures as af
 
 pytestmark = pytest.mark.e2e
 
-# name, words, voice, sidecar. The two staged stories run about 7 s, so that they give quote
-# candidates (a candidate needs 8 words and 6 s); the other two are 2-4 s.
+# name, words, voice, sidecar. Two stories, one for each worker: one staged (anonymised), one not.
+# The staged one runs about 7 s, so that it gives quote candidates (a candidate needs 8 words and 6 s).
 NOT_STAGED = "transcript: true, clips: false, full_story: false, anonymise: true"
 STAGED = "transcript: true, clips: true, full_story: true, anonymise: {}"
 STORIES = [
-    ("cafe.wav", "I found people who listened to me at the cafe.", "en", None),
     ("council.wav", "Nobody asked us before, now they ask us first.", "en-us", NOT_STAGED),
-    ("prison.wav", ("The group gave me my confidence back after prison. I felt proud of myself for the first "
-                    "time, and I really wanted to help other people too."), "en", STAGED.format("false")),
     ("library.wav", ("We met every week in the library with Margaret. I learned that my voice matters, and "
                      "honestly it changed the way I see my whole life now."), "en-us+f2", STAGED.format("true")),
 ]
@@ -42,7 +39,7 @@ TIMED_METADATA = {"staged_at", "inputs"}  # metadata.json fields that carry a ti
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory) -> Path:
-    """The four recordings and their sidecars, made once."""
+    """The recordings and their sidecars, made once."""
     folder = tmp_path_factory.mktemp("recordings")
     for name, text, voice, consent in STORIES:
         af.speech(folder, name, text, voice=voice)
@@ -117,7 +114,7 @@ def test_dask_cluster_gives_the_same_stories_as_a_serial_run(tmp_path, recording
     started = time.monotonic()
     serial = run_inbox(str(serial_root))
     serial_s = time.monotonic() - started
-    assert sorted(o.result for o in serial) == ["processed"] * 4, [(o.file, o.result, o.reason) for o in serial]
+    assert sorted(o.result for o in serial) == ["processed"] * len(STORIES), [(o.file, o.result, o.reason) for o in serial]
 
     # Dask: two worker processes, one thread each, two transcriptions at once on this machine.
     dask_root = new_root(tmp_path / "dask", recordings)
@@ -134,15 +131,15 @@ def test_dask_cluster_gives_the_same_stories_as_a_serial_run(tmp_path, recording
         dask_s = time.monotonic() - started
         ran_on = {t["worker"] for t in stream.data}
     print(f"serial {serial_s:.1f} s, dask {dask_s:.1f} s; dask tasks {len(stream.data)} on {len(ran_on)} workers")
-    assert sorted(o.result for o in parallel) == ["processed"] * 4, [(o.file, o.result, o.reason) for o in parallel]
-    assert len(stream.data) >= 4, "the stories were not carried through as tasks on the cluster"
+    assert sorted(o.result for o in parallel) == ["processed"] * len(STORIES), [(o.file, o.result, o.reason) for o in parallel]
+    assert len(stream.data) >= len(STORIES), "the stories were not carried through as tasks on the cluster"
     assert ran_on == set(workers), f"the stories ran on {sorted(ran_on)}, not on both workers {sorted(workers)}"
 
     a, b = snapshot(serial_root), snapshot(dask_root)
     assert sorted(a) == sorted(b), "different story ids"
-    assert len(a) == 4
-    assert sorted(e["state"] for e in a.values()) == ["extracted", "extracted", "staged", "staged"]
-    assert sum(len(e["quotes"]) for e in a.values()) >= 2, "the staged stories should give quote candidates"
+    assert len(a) == len(STORIES)
+    assert sorted(e["state"] for e in a.values()) == ["extracted", "staged"]
+    assert sum(len(e["quotes"]) for e in a.values()) >= 1, "the staged story should give quote candidates"
     for story_id in a:
         for key in a[story_id]:
             assert a[story_id][key] == b[story_id][key], f"{story_id}: {key} differs between the serial and Dask runs"

@@ -29,6 +29,42 @@ def test_batches_are_bounded_and_cover_everything():
     assert sum(e - s for g in groups for s, e in g) == sum(e - s for s, e in regions)
 
 
+def test_a_long_region_is_cut_in_a_pause_not_in_a_word():
+    raw = [(0.0, 50.0), (50.6, 140.0), (140.4, 260.0)]  # pauses under bridge_s: one region after merging
+    regions = vad.merge_regions(raw, bridge_s=1.0)
+    pauses = vad.pauses_within(raw, bridge_s=1.0)
+    assert regions == [(0.0, 260.0)] and pauses == [(50.0, 50.6), (140.0, 140.4)]
+    groups = vad.batches(regions, 120.0, pauses)
+    assert groups == [[(0.0, 50.3)], [(50.3, 140.2)], [(140.2, 260.0)]]
+    # a group with speech in it is closed rather than cutting the next region where there is no pause
+    assert vad.batches([(0.0, 100.0), (110.0, 150.0)], 120.0) == [[(0.0, 100.0)], [(110.0, 150.0)]]
+    # ...and only a region with no pause in max_s is cut where the room ends
+    assert vad.batches([(0.0, 250.0)], 120.0) == [[(0.0, 120.0)], [(120.0, 240.0)], [(240.0, 250.0)]]
+
+
+def test_silero_leaves_torch_threads_alone():
+    """Importing silero_vad sets torch to one thread for the whole process; the VAD must not, or
+    Whisper and the voice encoder then run on one core in every thread that starts afterwards."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, torch\n"
+        "before = torch.get_num_threads()\n"
+        "from tasks import vad\n"
+        "from storypipe.settings import VadSettings\n"
+        "import numpy as np\n"
+        "vad.speech_regions(np.zeros(16000, dtype=np.float32), VadSettings())\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(torch.get_num_threads())); t.start(); t.join()\n"
+        "print(before, torch.get_num_threads(), seen[0])\n"
+    )
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    before, main, fresh = map(int, out.stdout.split())
+    assert before == 2 and main == before and fresh == before
+
+
 def test_compact_maps_times_back():
     speech = np.arange(40 * 16000, dtype=np.float32)
     packed = vad.compact(speech, [(2.0, 5.0), (20.0, 30.0)])

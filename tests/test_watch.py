@@ -294,7 +294,7 @@ def wait_for_state(root: Path, filename: str, state: str, proc: subprocess.Popen
 
 
 @pytest.mark.e2e
-def test_storypipe_watch_processes_arrivals_until_ctrl_c(tmp_path):
+def test_storypipe_watch_processes_arrivals_until_ctrl_c(tmp_path, prefect_api):
     root = tmp_path / "root"
     inbox = root / "audio" / "inbox"
     inbox.mkdir(parents=True)
@@ -367,7 +367,7 @@ def test_watch_with_a_bad_configuration_exits_2(tmp_path, settings):
     assert result.exit_code == 2 and "Configuration error" in result.output
 
 
-def test_storypipe_watch_stops_cleanly_on_sigterm(tmp_path):
+def test_storypipe_watch_stops_cleanly_on_sigterm(tmp_path, prefect_api):
     """A service manager (systemd, supervisord) stops it with SIGTERM: the same goodbye and exit 0."""
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env = {k: v for k, v in env.items() if not k.startswith("STORYPIPE_")}
