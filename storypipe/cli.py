@@ -187,14 +187,16 @@ def stoppable(work, stop_code: int | None = None, goodbye: str = STOPPED):
     return result["value"]
 
 
-def _warm_up(settings: Settings) -> None:
-    """Load the models in the background while Prefect connects."""
-    import threading
-
+def _warm_up(settings: Settings, at_once: bool) -> None:
+    """Load the models in the background while Prefect connects and the recording is ingested: at
+    once when stories are waiting to be finished, otherwise once this run has claimed a recording."""
+    from tasks import claims
     from tasks.nlp import load_nlp
     from tasks.transcribe import warm_up
 
     def load() -> None:
+        if not at_once:
+            claims.TOOK_WORK.wait()
         try:
             warm_up(settings)
             load_nlp(settings.extract.spacy_model)
@@ -223,7 +225,8 @@ def run_pipeline(root: Path, verbose: bool = False, watching: bool = False) -> i
     from tasks import claims, ingest, status
 
     claims.recover_claims(layout, settings)
-    todo = len(ingest.list_inbox(layout, settings)) + len(status.unfinished_stories(layout))
+    unfinished = status.unfinished_stories(layout)
+    todo = len(ingest.list_inbox(layout, settings)) + len(unfinished)
     if todo == 0:
         console.print(f"Nothing to do: {layout.inbox} is empty and every story is finished.")
     else:
@@ -233,7 +236,7 @@ def run_pipeline(root: Path, verbose: bool = False, watching: bool = False) -> i
         ) as progress:
             handler = ProgressHandler(progress, progress.add_task("Starting…", total=todo), todo)
             log.addHandler(handler)
-            _warm_up(settings)
+            _warm_up(settings, at_once=bool(unfinished))
             try:
                 with _prefect(root, settings):
                     outcomes = stoppable(lambda: run_inbox(str(root), settings),
@@ -664,6 +667,13 @@ def demo(
     console.print(f"\nA first findings report: {written.folder / report.REPORT_HTML}")
     console.print(f"  No quotes are approved yet: try `storypipe review --root {root}`, approve some, then "
                   f"`storypipe report --root {root}`.")
+    from storypipe import prefect_server
+
+    ui = prefect_server.ui_address(root)
+    if ui:
+        console.print(f"\nThe runs in Prefect's UI: {ui} (this computer only; it stops by itself after "
+                      f"{load_settings(root).prefect.server_idle_s / 60:g} idle minutes, or now with "
+                      f"`storypipe server --stop --root {root}`)")
     raise typer.Exit(code)
 
 

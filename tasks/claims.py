@@ -25,6 +25,7 @@ import os
 import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,9 @@ log = logging.getLogger("storypipe")
 
 CLAIMS = ".claimed"
 SLOT_WAIT_S = 1.0  # how often a transcription waiting for a free slot looks again
+# Set once this process has claimed a recording: the command loads its models only then, so a run
+# that finds the inbox taken by another costs no model loads.
+TOOK_WORK = threading.Event()
 
 
 class InboxNotWritable(OSError):
@@ -98,6 +102,7 @@ class Claim:
         if sidecar is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(sidecar, self.folder / sidecar.name)
+        TOOK_WORK.set()
         return self.folder / recording.name
 
     def give_back(self, claimed: Path) -> None:

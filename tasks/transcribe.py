@@ -43,9 +43,9 @@ def warm_up(settings: Settings) -> None:
     vad.speech_regions(np.zeros(vad.SAMPLE_RATE, dtype=np.float32), settings.transcribe.vad)
     speakers.voice_encoder()  # about 0.1 s, but its imports (librosa, numba) cost seconds on a cold start
     if engine.name == "openai-whisper" and settings.transcribe.word_timestamps:
-        from whisper.timing import dtw_cpu  # numba compiles it on first use (1-2 s)
+        import whisper.timing  # numba compiles its aligner on first use, or loads it from its cache
 
-        dtw_cpu(np.ones((2, 2)))
+        whisper.timing.dtw_cpu(np.ones((2, 2)))
 
 
 def transcribe_speech(

@@ -146,6 +146,14 @@ def test_staging_follows_consent(processed_root):
     assert status["quarantined"][0]["file"] == "agenda.txt"
 
 
+def test_a_team_prefect_server_in_prefect_api_url_is_used_as_it_is(processed_root, prefect_api):
+    """The run above had PREFECT_API_URL set (the session's server, as a team's own would be): it
+    started no server of its own, and status names that server's UI."""
+    layout, _, _, status = processed_root
+    assert not (layout.root / ".storypipe" / "prefect").exists()
+    assert status["prefect_ui"] == prefect_api.removesuffix("/api") + "/"
+
+
 def test_a_second_run_does_no_work_twice(processed_root, prefect_harness):
     layout, _, _, _ = processed_root
     demo = story_by_source(layout, "Interview 01.mp3")

@@ -159,19 +159,6 @@ def test_status_names_the_ui_and_server_runs_in_the_foreground(shared_root):
     assert json.loads(status.stdout)["prefect_ui"] is None
 
 
-def test_a_team_server_in_prefect_api_url_is_used_as_it_is(tmp_path, prefect_api):
-    layout = Layout(tmp_path).ensure()
-    af.speech(layout.inbox, "team.wav", "We ran the group ourselves.")
-    env = dict(own_server_env(), PREFECT_API_URL=prefect_api)
-    run = subprocess.run([str(STORYPIPE), "run", "--root", str(tmp_path)], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert not (tmp_path / ".storypipe" / "prefect").exists()  # no server of its own
-    status = subprocess.run([str(STORYPIPE), "status", "--json", "--root", str(tmp_path)], env=env,
-                            capture_output=True, text=True)
-    assert json.loads(status.stdout)["prefect_ui"] == prefect_api.removesuffix("/api") + "/"
-
-
 def test_an_idle_server_started_on_demand_stops_by_itself(tmp_path):
     settings = load_settings(tmp_path)
     settings.prefect.server_idle_s = 1

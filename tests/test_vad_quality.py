@@ -59,7 +59,9 @@ def test_silero_leaves_torch_threads_alone():
         "t = threading.Thread(target=lambda: seen.append(torch.get_num_threads())); t.start(); t.join()\n"
         "print(before, torch.get_num_threads(), seen[0])\n"
     )
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "2"}
+    # Two threads to start with, whatever an earlier test (Dask's workers ask for one) left behind.
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    env.update(OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     before, main, fresh = map(int, out.stdout.split())
     assert before == 2 and main == before and fresh == before
