@@ -417,7 +417,7 @@ def review(
 
     import uvicorn
 
-    from storypipe.web.app import create_app
+    from storypipe.web.app import LOCAL_HOSTS, create_app
 
     layout = Layout(_resolve_root(root)).ensure()
     local = host in ("127.0.0.1", "localhost", "::1")
@@ -430,7 +430,7 @@ def review(
     # full names), which can't be listed reliably here, so it allows any Host: there every request
     # needs the access token anyway, and a rebinding page can't have it (the link is only shared
     # with the team, and the cookie is sent only to the name it was set for).
-    allowed = ["*"] if host in ("0.0.0.0", "::") else ["127.0.0.1", "localhost", "::1", host]
+    allowed = ["*"] if host in ("0.0.0.0", "::") else [*LOCAL_HOSTS, host]
     console.print(f"Review app for {layout.root}: open [bold]{url}[/bold]  (Ctrl-C to stop)")
     if not local:
         console.print("[yellow]Reachable from other machines: share the link above only with your team.[/yellow]")
@@ -455,26 +455,20 @@ def server(
         stopped = prefect_server.stop(root, settings)
         console.print(f"Stopped the Prefect server at {stopped.url}/" if stopped else "No Prefect server was running.")
         return
-    if prefect_server.team_api_url():
-        console.print(f"PREFECT_API_URL is set: storypipe uses your team's Prefect server, {prefect_server.team_api_url()}")
+    team = prefect_server.team_api_url()
+    if team:
+        console.print(f"PREFECT_API_URL is set: storypipe uses your team's Prefect server, {team}")
         raise typer.Exit(2)
     folder = prefect_server.state_folder(root, settings)
     with prefect_server.lease(root, settings):
-        info = prefect_server.running(root, settings)
-        proc = None
-        if info is None:
+        if prefect_server.running(root, settings) is None:
             console.print(f"Starting the Prefect server for {root} (its data: {folder})…")
-            from filelock import FileLock
-
-            with FileLock(str(folder / "server.lock")):
-                info = prefect_server.running(root, settings)
-                if info is None:
-                    try:
-                        info, proc = prefect_server.start(root, settings, detach=False, idle_s=0)
-                    except prefect_server.ServerError as e:
-                        console.print(f"[red]Prefect could not start:[/red] {e}")
-                        raise typer.Exit(2) from None
-        else:
+        try:  # in the foreground (this terminal, Ctrl-C), never idle
+            info, proc = prefect_server.ensure_started(root, settings, detach=False, idle_s=0)
+        except prefect_server.ServerError as e:
+            console.print(f"[red]Prefect could not start:[/red] {e}")
+            raise typer.Exit(2) from None
+        if proc is None:
             console.print("Another storypipe command started this root's Prefect server; it stays up while this runs.")
         console.print(f"Prefect UI: [bold]{info.url}/[/bold]  (only this computer can open it; Ctrl-C to stop)")
         console.print(f"Its database and log are in {folder}")

@@ -149,10 +149,16 @@ def running(root: Path, settings: Settings | None = None) -> ServerInfo | None:
     return info
 
 
+def _team_from_env() -> str | None:
+    """PREFECT_API_URL, unless it is one of our own servers that this process set it to."""
+    url = os.environ.get("PREFECT_API_URL")
+    return url if url and url not in _OURS else None
+
+
 def ui_address(root: Path) -> str | None:
     """Where a team opens Prefect's UI for this root: its own server when up, or the team's server."""
-    team = os.environ.get("PREFECT_API_URL")
-    if team and team not in _OURS:
+    team = _team_from_env()
+    if team:
         return team.removesuffix("/").removesuffix("/api") + "/"
     try:
         info = running(root)
@@ -290,18 +296,24 @@ def _migrate(path: str) -> None:
 
 def ensure(root: Path, settings: Settings) -> ServerInfo:
     """This root's server: the running one, or one started now (by exactly one process at a time)."""
+    return ensure_started(root, settings)[0]
+
+
+def ensure_started(root: Path, settings: Settings, *, detach: bool = True,
+                   idle_s: float | None = None) -> tuple[ServerInfo, subprocess.Popen | None]:
+    """`ensure`, also giving the process when this call started it (None when one was running)."""
     root = Path(root).resolve()
     info = running(root, settings)
     if info is not None:
-        return info
+        return info, None
     folder = state_folder(root, settings)
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / "server.lock")):
         info = running(root, settings)  # another process may have started it while we waited
-        if info is None:
-            log.info("Starting storypipe's Prefect server for %s", root)
-            info, _ = start(root, settings)
-    return info
+        if info is not None:
+            return info, None
+        log.info("Starting storypipe's Prefect server for %s", root)
+        return start(root, settings, detach=detach, idle_s=idle_s)
 
 
 def stop(root: Path, settings: Settings | None = None) -> ServerInfo | None:
@@ -310,12 +322,11 @@ def stop(root: Path, settings: Settings | None = None) -> ServerInfo | None:
     settings = settings or load_settings(root)
     folder = state_folder(root, settings)
     info = _read_info(folder)
-    if info is None or not _process_alive(info.pid):
-        (folder / "server.json").unlink(missing_ok=True)
-        return None
-    _stop_pid(info.pid)
+    alive = info is not None and _process_alive(info.pid)
+    if alive:
+        _stop_pid(info.pid)
     (folder / "server.json").unlink(missing_ok=True)
-    return info
+    return info if alive else None
 
 
 # ---------------------------------------------------------------- using one
@@ -340,11 +351,13 @@ def lease(root: Path, settings: Settings) -> Iterator[None]:
 
 def team_api_url() -> str | None:
     """A Prefect server the team set up (PREFECT_API_URL, or a Prefect profile that sets it)."""
-    if os.environ.get("PREFECT_API_URL") and os.environ["PREFECT_API_URL"] not in _OURS:
-        return os.environ["PREFECT_API_URL"]
+    team = _team_from_env()
+    if team:
+        return team
     from prefect.settings import get_current_settings
 
-    return get_current_settings().api.url or None
+    url = get_current_settings().api.url  # inside `connect`, our own server: not a team's
+    return url if url and url not in _OURS else None
 
 
 @contextlib.contextmanager
