@@ -356,8 +356,7 @@ def team_api_url() -> str | None:
         return team
     from prefect.settings import get_current_settings
 
-    url = get_current_settings().api.url  # inside `connect`, our own server: not a team's
-    return url if url and url not in _OURS else None
+    return get_current_settings().api.url or None
 
 
 @contextlib.contextmanager
