@@ -360,25 +360,54 @@ def voice_encoder():
         return _load_encoder()
 
 
+@functools.cache
+def _mel_basis(n_fft: int, n_mels: int) -> np.ndarray:
+    """librosa.filters.mel(sr, n_fft, n_mels) (Slaney's mel scale and area normalisation).
+
+    Written out because librosa's first call costs about 2.6 s of imports (numba) in every process;
+    tests/test_speakers.py checks it against librosa."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+
+    def hz_to_mel(f):
+        f = np.asarray(f, dtype=np.float64)
+        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+    def mel_to_hz(m):
+        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2), n_mels + 2))
+    fdiff, ramps = np.diff(mel_f), np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((n_mels, len(fft_freqs)), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    weights *= (2.0 / (mel_f[2: n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights
+
+
 def _mel(mono: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
     """Resemblyzer's 40-band mel power frames (25 ms window, 10 ms hop) of the whole recording.
 
-    Same numbers as resemblyzer.audio.wav_to_mel_spectrogram, computed a minute at a time: an hour's
-    spectrogram in one go needs gigabytes.
+    Same numbers as resemblyzer.audio.wav_to_mel_spectrogram (librosa's melspectrogram with a
+    periodic Hann window), computed a minute at a time: an hour's spectrogram in one go needs
+    gigabytes.
     """
-    import librosa
-
     n_fft, hop = SAMPLE_RATE * 25 // 1000, SAMPLE_RATE * 10 // 1000
     padded = np.pad(np.asarray(mono, dtype=np.float32), n_fft // 2)  # librosa's centring, zero-padded
     frames = 1 + (len(padded) - n_fft) // hop
+    if frames <= 0:
+        return np.zeros((0, 40), np.float32)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    basis = _mel_basis(n_fft, 40)
     out = []
     for i in range(0, frames, chunk_frames):
         j = min(frames, i + chunk_frames)
         piece = padded[i * hop: (j - 1) * hop + n_fft]
-        mel = librosa.feature.melspectrogram(
-            y=piece, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=40, center=False)
-        out.append(mel.astype(np.float32).T)
-    return np.concatenate(out) if out else np.zeros((0, 40), np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(piece, n_fft)[::hop] * window
+        power = np.abs(np.fft.rfft(windows, axis=1).astype(np.complex64)) ** 2
+        out.append((power @ basis.T).astype(np.float32))
+    return np.concatenate(out)
 
 
 def embed_windows(frames: np.ndarray, starts: np.ndarray, width: int, batch: int = 64) -> np.ndarray:
@@ -490,14 +519,16 @@ def _gain(mono: np.ndarray, items: list[_Item], target_dbfs: float = -30.0) -> f
 def _cluster(emb: np.ndarray, k: int, max_windows: int) -> np.ndarray:
     """k voice centres (unit vectors): agglomerative clustering (cosine, average linkage), refined by
     a few rounds of spherical k-means over all windows."""
-    from sklearn.cluster import AgglomerativeClustering
+    # scipy's linkage rather than scikit-learn's AgglomerativeClustering: the same clustering,
+    # without scikit-learn's 0.9 s of imports in every process.
+    from scipy.cluster.hierarchy import cut_tree, linkage
 
     if k <= 1:
         c = emb.mean(axis=0, keepdims=True)
         return c / np.linalg.norm(c, axis=1, keepdims=True)
     step = int(np.ceil(len(emb) / max_windows))
     sample = emb[::step]
-    labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(sample)
+    labels = cut_tree(linkage(sample, method="average", metric="cosine"), n_clusters=k).ravel()
     centroids = np.stack([sample[labels == c].mean(axis=0) for c in range(k)])
     for _ in range(10):
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)

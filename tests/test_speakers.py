@@ -249,3 +249,18 @@ def test_voice_encoder_is_loaded_once_across_threads():
     for t in threads:
         t.join()
     assert len(found) == 4 and all(e is found[0] for e in found)
+
+
+def test_mel_frames_are_librosas():
+    """speakers._mel writes out librosa's melspectrogram (to spare every process librosa's imports):
+    the same filter bank, and the same frames to float32 rounding, on speech-like noise of an odd length."""
+    import librosa
+
+    rng = np.random.default_rng(7)
+    mono = (rng.standard_normal(SAMPLE_RATE * 3 + 123) * 0.1).astype(np.float32)
+    reference = librosa.feature.melspectrogram(
+        y=np.pad(mono, 200), sr=SAMPLE_RATE, n_fft=400, hop_length=160, n_mels=40, center=False).T
+    np.testing.assert_array_equal(speakers._mel_basis(400, 40), librosa.filters.mel(sr=SAMPLE_RATE, n_fft=400, n_mels=40))
+    ours = speakers._mel(mono, chunk_frames=97)  # chunk edges must not show
+    assert ours.shape == reference.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6 * float(reference.max()))
