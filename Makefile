@@ -35,7 +35,7 @@ demo: setup
 	$(VENV)/bin/storypipe demo
 
 test: setup
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q --durations=25 --numprocesses=auto --dist=loadfile
 
 bench: setup
 	$(PY) bench/run_vs_whisper.py

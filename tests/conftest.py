@@ -17,6 +17,13 @@ os.environ["XDG_CACHE_HOME"] = str(SESSION_DIR / "cache")
 os.environ["PREFECT_HOME"] = str(SESSION_DIR / "prefect-home")
 os.environ.pop("PREFECT_API_URL", None)  # a team's server in the shell never serves the tests
 os.environ.pop("PREFECT_PROFILE", None)
+os.environ["COLUMNS"] = "200"  # rich wraps at the terminal's width: the tests read whole lines, in any order
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The end-to-end modules first: under pytest-xdist (`make test` runs two workers, a module per
+    worker at a time) the long ones start at once and the quick ones fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: file order kept
 
 DATA = Path(__file__).parent / "data"
 

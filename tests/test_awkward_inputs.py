@@ -34,6 +34,8 @@ from storypipe.models import Story, Transcript
 from tasks import status
 from tests import audio_fixtures as af
 
+pytestmark = pytest.mark.e2e
+
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FUNNY_NAME = "Ama's \"first\" interview – Zoë.wav"
 
