@@ -131,9 +131,13 @@ class FasterWhisperEngine:
         self.settings = settings
         self.model = settings.model
         self.model_dir = resolve_ct2_model(settings.model)
+        cores = os.cpu_count() or 1
+        self.parallel = settings.parallel or min(2, cores)
         try:
+            # One worker per batch decoded at once (CTranslate2 runs them side by side), the cores shared.
             self._whisper = WhisperModel(
-                str(self.model_dir), device="cpu", compute_type="int8", cpu_threads=os.cpu_count() or 0
+                str(self.model_dir), device="cpu", compute_type="int8",
+                cpu_threads=max(1, cores // self.parallel), num_workers=self.parallel,
             )
         except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2 refusing a damaged/odd model
             raise ModelNotFoundError(

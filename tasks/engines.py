@@ -31,6 +31,7 @@ class Engine(Protocol):
     name: str
     model: str
     multilingual: bool
+    parallel: int  # how many transcribe() calls may run at once, from different threads
 
     def transcribe(self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None) -> EngineResult:
         """Transcribe only inside `clips` ((start, end) seconds); `language` None means detect it."""
@@ -85,6 +86,7 @@ def _cache_word_aligner() -> None:
 
 class OpenAIWhisperEngine:
     name = "openai-whisper"
+    parallel = 1  # one model, torch's threads already spread each call over the cores
 
     def __init__(self, settings: TranscribeSettings):
         from tasks.whisper_model import load_whisper_model
@@ -145,7 +147,7 @@ def get_engine(settings: TranscribeSettings) -> Engine:
 
     Thread-safe, so the command line can load it while Prefect's temporary server starts.
     """
-    key = (settings.engine, settings.model, settings.device, settings.model_cache_dir())
+    key = (settings.engine, settings.model, settings.device, settings.model_cache_dir(), settings.parallel)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             if settings.engine == "openai-whisper":

@@ -7,9 +7,12 @@ drop what is probably not speech → label who spoke → flag unsure words → w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,16 @@ def warm_up(settings: Settings) -> None:
         whisper.timing.dtw_cpu(np.ones((2, 2)))
 
 
+def batch_size(speech_s: float, batch_s: float, parallel: int, min_batch_s: float) -> float:
+    """Seconds of speech per batch: at most batch_s, and with `parallel` engines a multiple of
+    `parallel` batches of even size, so all of them work until the end (never below min_batch_s)."""
+    if parallel <= 1 or speech_s < 2 * min_batch_s:
+        return batch_s
+    speech_s *= 1.02  # room for cuts: a batch ends at a pause, a little after its share
+    n = parallel * math.ceil(speech_s / (batch_s * parallel))
+    return max(min_batch_s, speech_s / n)
+
+
 def transcribe_speech(
     engine: Engine, mono: np.ndarray, settings: Settings, language: str | None, story_id: str = ""
 ) -> tuple[list[Segment], list[tuple[float, float]], str, float | None, dict[str, int]]:
@@ -64,18 +77,31 @@ def transcribe_speech(
         "%s: %.0f s of speech found in %.0f s of audio", story_id, speech_s, duration,
         extra={"story": story_id, "position_s": 0.0, "total_s": duration},
     )
-    segments: list[Segment] = []
-    probability = None
-    for group in vad.batches(regions, cfg.batch_s, vad.pauses_within(raw, cfg.vad.bridge_s)):
+    parallel = getattr(engine, "parallel", 1)
+    groups = vad.batches(regions, batch_size(speech_s, cfg.batch_s, parallel, cfg.parallel_min_batch_s),
+                         vad.pauses_within(raw, cfg.vad.bridge_s))
+
+    def run(group: list[tuple[float, float]], language: str | None):
         packed = vad.compact(mono, group)
         result = engine.transcribe(packed.audio, [(0.0, round(packed.duration, 3))], language)
-        if language is None:  # detected on the first batch, kept for the rest
-            language, probability = result.language, result.language_probability
-        segments += vad.restore_times(result.segments, packed)
-        log.info(
-            "%s: transcribed up to %s", story_id, formats.clock(group[-1][1]),
-            extra={"story": story_id, "position_s": group[-1][1], "total_s": duration},
-        )
+        return result, vad.restore_times(result.segments, packed)
+
+    segments: list[Segment] = []
+    probability = None
+    first = []
+    if language is None and engine.multilingual:  # detected on the first batch, kept for the rest
+        first.append(run(groups[0], None))
+        language, probability = first[0][0].language, first[0][0].language_probability
+    with ThreadPoolExecutor(max(1, parallel), thread_name_prefix="transcribe") as pool:
+        # Consumed in order; at most `parallel` batches' audio is held at once.
+        results = itertools.chain(first, pool.map(lambda g, known=language: run(g, known), groups[len(first):]))
+        for group, (result, times) in zip(groups, results):
+            language = language or result.language
+            segments += times
+            log.info(
+                "%s: transcribed up to %s", story_id, formats.clock(group[-1][1]),
+                extra={"story": story_id, "position_s": group[-1][1], "total_s": duration},
+            )
     segments, dropped = quality.drop_non_speech(segments, cfg.filter)
     if not segments:
         hint = "" if engine.multilingual else " (the model only understands English: is the speech in another language?)"
@@ -132,7 +158,7 @@ def cache_key(story: Story, settings: Settings) -> str:
     parts = {
         "schema": Transcript.model_fields["schema_version"].default,
         "audio": story.source.sha256,
-        "transcribe": settings.transcribe.model_dump(exclude={"cache_dir", "device", "batch_s"}),
+        "transcribe": settings.transcribe.model_dump(exclude={"cache_dir", "device", "batch_s", "parallel", "parallel_min_batch_s"}),
         "speakers": settings.speakers.model_dump(),
         "rate": settings.ingest.speech_sample_rate,
         "metadata": {k: getattr(story.metadata, k) for k in ("language", "speakers", "speaker_roles")},

@@ -93,6 +93,49 @@ def test_long_audio_is_transcribed_in_bounded_batches(settings, tmp_path):
     assert starts == sorted(starts)
 
 
+class SlowParallelEngine(FakeEngine):
+    """Two calls at once, each taking a while (so they overlap); records how many ran together."""
+
+    parallel = 2
+
+    def __init__(self):
+        super().__init__()
+        import threading
+
+        self._lock, self.running, self.most = threading.Lock(), 0, 0
+
+    def transcribe(self, speech, clips, language):
+        import time
+
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.3 if len(self.calls) == 0 else 0.05)  # the first batch finishes last
+        try:
+            return super().transcribe(speech, clips, language)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_batches_are_even_and_as_many_as_the_engines_can_run_at_once():
+    assert transcribe.batch_size(400, 300, 1, 60) == 300  # one engine: batches as big as allowed
+    assert transcribe.batch_size(400, 300, 2, 60) == pytest.approx(204)  # two of 200 s (+2 %), not 300 + 100
+    assert transcribe.batch_size(3600, 300, 2, 60) == pytest.approx(3600 * 1.02 / 14)  # 14 even ones, none over 300 s
+    assert transcribe.batch_size(100, 300, 2, 60) == 300  # short speech stays one batch
+
+
+def test_batches_run_side_by_side_and_come_back_in_order(settings, tmp_path):
+    engine = SlowParallelEngine()
+    cfg = settings.model_copy(update={"transcribe": settings.transcribe.model_copy(
+        update={"batch_s": 1.2, "parallel_min_batch_s": 0.5})})
+    mono = speech_with_silence(tmp_path, 1.0, 1.0)
+    segments, *_ = transcribe.transcribe_speech(engine, mono, cfg, "en")
+    assert len(engine.calls) >= 3 and engine.most == 2
+    starts = [s.start for s in segments]
+    assert starts == sorted(starts) and len(segments) == len(engine.calls)
+
+
 def test_speech_copy_is_rebuilt_from_the_original_when_missing(layout, settings):
     story = make_story("s-12345678", "s.flac")
     original = layout.original_dir(story.story_id) / "s.flac"
