@@ -11,8 +11,10 @@ Same audio, same model (tiny.en, beam 5, best_of 5, English, no prompt condition
   --condition_on_previous_text False --language en`, torch's default threads (the cores, as in the
   pipeline), word timestamps off (its default); and the same with `--word_timestamps True`
 - bare faster-whisper: a small child script, WhisperModel(bundled tiny.en folder, device cpu,
-  compute_type int8, cpu_threads = cores as the pipeline's engine), transcribe(beam 5, best_of 5,
-  language en, condition_on_previous_text False), segments consumed; without and with word timestamps
+  compute_type int8, cpu_threads = cores), transcribe(beam 5, best_of 5,
+  language en, condition_on_previous_text False), segments consumed; without and with word timestamps;
+  and "two halves at once": the same, with num_workers=2 and cpu_threads=1, the recording cut in two at its
+  quietest moment near the middle and the halves decoded side by side, as storypipe's engine uses two cores
 - `storypipe run --root <fresh temp root>` with STORYPIPE_TRANSCRIBE__ENGINE=openai-whisper, then
   =faster-whisper: the recording in audio/inbox/ (the interview with the bundled sidecar
   storypipe/sample/interview.yaml as <stem>.yaml). Includes Prefect's temporary server start, ingest,
@@ -91,6 +93,7 @@ CONTENDERS = {
     "whisper-words": "bare openai-whisper + word timestamps",
     "fw": "bare faster-whisper (int8)",
     "fw-words": "bare faster-whisper + word timestamps",
+    "fw-halves": "bare faster-whisper + word timestamps, two halves at once (1 thread each)",
     "run-ow": "`storypipe run`, openai-whisper",
     "run-fw": "`storypipe run`, faster-whisper",
 }
@@ -104,6 +107,27 @@ model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=o
 segments, _ = model.transcribe(audio, language="en", beam_size=5, best_of=5, condition_on_previous_text=False,
                                word_timestamps=words)
 print(" ".join(s.text.strip() for s in segments))  # consuming the generator is the decoding
+"""
+
+# What storypipe's faster-whisper engine does with two cores (tasks/engine_faster.py, [transcribe] parallel):
+# two pieces decoded at once by CTranslate2's num_workers, one thread each. Here the pieces are simply the
+# halves, cut at the quietest half second within 20 s of the middle; no VAD.
+FASTER_HALVES_CHILD = """\
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from faster_whisper import WhisperModel, decode_audio
+audio, model_dir, words = decode_audio(sys.argv[1], 16000), sys.argv[2], sys.argv[3] == "1"
+model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=1, num_workers=2)
+energy = np.convolve(audio ** 2, np.ones(8000) / 8000, mode="same")
+lo, hi = max(0, len(audio) // 2 - 320000), min(len(audio), len(audio) // 2 + 320000)
+cut = lo + int(np.argmin(energy[lo:hi]))
+def one(piece):
+    segments, _ = model.transcribe(piece, language="en", beam_size=5, best_of=5, condition_on_previous_text=False,
+                                   word_timestamps=words)
+    return " ".join(s.text.strip() for s in segments)
+with ThreadPoolExecutor(2) as pool:
+    print(" ".join(pool.map(one, (audio[:cut], audio[cut:]))))
 """
 
 
@@ -141,9 +165,9 @@ def bare_whisper(audio: Path, checkpoint: str, words: bool) -> tuple[Timed, str]
     return result, text
 
 
-def bare_faster(audio: Path, model_dir: Path, words: bool) -> tuple[Timed, str]:
-    result = timed([sys.executable, "-c", FASTER_CHILD, str(audio), str(model_dir), "1" if words else "0"],
-                   env=child_env())
+def bare_faster(audio: Path, model_dir: Path, words: bool, halves: bool = False) -> tuple[Timed, str]:
+    result = timed([sys.executable, "-c", FASTER_HALVES_CHILD if halves else FASTER_CHILD, str(audio),
+                    str(model_dir), "1" if words else "0"], env=child_env())
     return result, result.stdout
 
 
@@ -195,8 +219,8 @@ def run_contender(key: str, case: dict, checkpoint: str, model_dir: Path) -> tup
     audio = case["audio"]
     if key in ("whisper", "whisper-words"):
         return bare_whisper(audio, checkpoint, words=key.endswith("words"))
-    if key in ("fw", "fw-words"):
-        return bare_faster(audio, model_dir, words=key.endswith("words"))
+    if key in ("fw", "fw-words", "fw-halves"):
+        return bare_faster(audio, model_dir, words=key != "fw", halves=key == "fw-halves")
     return storypipe_run(audio, case["sidecar"], "openai-whisper" if key == "run-ow" else "faster-whisper")
 
 
@@ -299,6 +323,9 @@ def case_report(case: dict, runs: dict[str, list[tuple[Timed, str]]], n_rounds: 
                 + ("" if points <= TARGET_WER_POINTS else " (WER)")
                 + f"; without the {prefect:.1f} s before the first stage and after the last (imports, connecting to "
                   f"Prefect, the summary): {inside:.2f}×")
+            if key == "run-fw" and "fw-halves" in runs:
+                halves = med([a.wall / b.wall for (a, _), (b, _) in zip(runs[key], runs["fw-halves"])])
+                targets.append(f"  - against {CONTENDERS['fw-halves']}, the way storypipe uses the cores: {halves:.2f}×")
     for key in ("run-ow", "run-fw"):
         if key in summary:
             s = summary[key]
@@ -403,10 +430,13 @@ def main() -> None:
 
     notes = f"""\
 - Model tiny.en, beam 5, best_of 5, English, condition_on_previous_text off, for every contender.
-  openai-whisper runs fp32 on the CPU; faster-whisper int8 with cpu_threads = {os.cpu_count()} (as
-  tasks/engine_faster.py; faster-whisper's own default would be 4). `storypipe run` uses the settings in
-  config/pipeline.toml (word timestamps on, VAD on) and only the engine is switched, by
-  STORYPIPE_TRANSCRIBE__ENGINE; Prefect uses its default home (~/.prefect) and temporary server.
+  openai-whisper runs fp32 on the CPU; bare faster-whisper int8 in one call with cpu_threads =
+  {os.cpu_count()} (the cores; faster-whisper's own default would be 4). storypipe's faster-whisper engine
+  uses the same {os.cpu_count()} cores differently: `[transcribe] parallel` batches decoded at once by
+  CTranslate2's workers, one thread each ("two halves at once" does the same by hand, without VAD).
+  `storypipe run` uses the settings in config/pipeline.toml (word timestamps on, VAD on) and only the
+  engine is switched, by STORYPIPE_TRANSCRIBE__ENGINE; Prefect is the root's own server
+  (storypipe/prefect_server.py), started before the timed command.
   Before the first contender the heavy libraries are imported once, untimed, to warm the page cache.
 - RTF = wall time / audio duration (lower is faster). Ratios are the median over rounds of the ratio
   of walls in the same round. "`storypipe run` / same engine bare" divides by the bare engine *with*

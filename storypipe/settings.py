@@ -77,7 +77,7 @@ class TranscribeSettings(BaseModel):
     device: str = "cpu"
     cache_dir: str = ""
     # Speech is transcribed in batches of at most this many seconds: bounded memory, visible progress.
-    batch_s: float = 300.0
+    batch_s: float = 120.0
     # faster-whisper: batches transcribed at once, each on cores/parallel threads (0: two on a machine
     # with two or more cores). One decoding keeps about one core busy; two keep both. Speech shorter
     # than twice parallel_min_batch_s is one batch.

@@ -9,6 +9,7 @@ import re
 import shutil
 import os
 import subprocess
+import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,12 +189,22 @@ def decode_pcm16(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
         ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0",
         "-i", str(path), "-vn", "-map", "0:a:0", "-f", "s16le", "-ac", str(channels), "-ar", str(sample_rate), "-",
     ]
-    run = subprocess.run(cmd, capture_output=True)
-    if run.returncode != 0:
-        if b"matches no streams" in run.stderr:
+    # Read into one growing buffer rather than subprocess.run's chunks joined at the end: an hour of
+    # 44.1 kHz stereo is 635 MB, and it is held once. The array is writable (gain is applied in place).
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        buf = bytearray()
+        while chunk := proc.stdout.read(1 << 20):
+            buf += chunk
+        proc.stdout.close()
+        code = proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    if code != 0:
+        if b"matches no streams" in stderr:
             raise AudioError("the file has no sound track (no audio stream found)")
-        raise AudioError(f"the sound could not be decoded (ffmpeg: {_ffmpeg_error(run.stderr, path)})")
-    pcm = np.frombuffer(run.stdout, dtype=np.int16)
+        raise AudioError(f"the sound could not be decoded (ffmpeg: {_ffmpeg_error(stderr, path)})")
+    pcm = np.frombuffer(buf, dtype=np.int16)
     return pcm.reshape(-1, channels) if channels > 1 else pcm
 
 
@@ -213,7 +224,9 @@ def read_wav_float(path: Path) -> np.ndarray:
     """A 16-bit wav as float32 in [-1, 1] (the form Whisper takes): shape (n,) or (n, channels)."""
     with wave.open(str(path), "rb") as w:
         frames, channels = w.readframes(w.getnframes()), w.getnchannels()
-    pcm = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    pcm = np.frombuffer(frames, dtype="<i2").astype(np.float32)
+    del frames
+    pcm /= 32768.0  # in place: an hour of audio is 230 MB as float32, and once is enough
     return pcm.reshape(-1, channels) if channels > 1 else pcm
 
 

@@ -394,16 +394,16 @@ def _mel(mono: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
     gigabytes.
     """
     n_fft, hop = SAMPLE_RATE * 25 // 1000, SAMPLE_RATE * 10 // 1000
-    padded = np.pad(np.asarray(mono, dtype=np.float32), n_fft // 2)  # librosa's centring, zero-padded
-    frames = 1 + (len(padded) - n_fft) // hop
-    if frames <= 0:
-        return np.zeros((0, 40), np.float32)
+    n, pad = len(mono), n_fft // 2  # librosa's centring: zeros before and after, added chunk by chunk
+    frames = 1 + (n + 2 * pad - n_fft) // hop
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     basis = _mel_basis(n_fft, 40)
     out = []
     for i in range(0, frames, chunk_frames):
         j = min(frames, i + chunk_frames)
-        piece = padded[i * hop: (j - 1) * hop + n_fft]
+        start, end = i * hop - pad, (j - 1) * hop + n_fft - pad
+        piece = np.asarray(mono[max(0, start): min(n, end)], dtype=np.float32)
+        piece = np.pad(piece, (max(0, -start), max(0, end - n)))
         windows = np.lib.stride_tricks.sliding_window_view(piece, n_fft)[::hop] * window
         power = np.abs(np.fft.rfft(windows, axis=1).astype(np.complex64)) ** 2
         out.append((power @ basis.T).astype(np.float32))

@@ -147,10 +147,11 @@ def measure_loudness(pcm: np.ndarray, rate: int, chunk: int = CHUNK_FRAMES) -> L
     return Loudness(-0.691 + 10 * math.log10(float(z[gated].mean(axis=0) @ weights)), true_peak)
 
 
-def apply_gain(pcm: np.ndarray, gain_db: float, chunk: int = CHUNK_FRAMES) -> np.ndarray:
-    """A copy of 16-bit PCM turned up or down by gain_db, chunk by chunk (rounded, clipped to 16 bits)."""
+def apply_gain(pcm: np.ndarray, gain_db: float, chunk: int = CHUNK_FRAMES, out: np.ndarray | None = None) -> np.ndarray:
+    """16-bit PCM turned up or down by gain_db, chunk by chunk (rounded, clipped to 16 bits), into
+    `out` (which may be `pcm` itself: an hour of 44.1 kHz stereo is 635 MB) or a new array."""
     factor = np.float32(10 ** (gain_db / 20))
-    out = np.empty_like(pcm)
+    out = np.empty_like(pcm) if out is None else out
     for c0 in range(0, len(pcm), chunk):
         piece = pcm[c0 : c0 + chunk].astype(np.float32) * factor
         out[c0 : c0 + chunk] = np.clip(np.rint(piece), -32768, 32767)
@@ -161,10 +162,12 @@ def _db(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
 
-def normalise_pcm(pcm: np.ndarray, rate: int, target_lufs: float, true_peak_db: float) -> tuple[np.ndarray, dict]:
+def normalise_pcm(pcm: np.ndarray, rate: int, target_lufs: float, true_peak_db: float,
+                  in_place: bool = False) -> tuple[np.ndarray, dict]:
     """16-bit PCM at target_lufs, or quieter when that gain would push the true peak past
     true_peak_db; with what was measured and done, for metadata.json. Silence, and audio shorter
-    than one 400 ms block, have no measurable loudness and are left as they are."""
+    than one 400 ms block, have no measurable loudness and are left as they are. `in_place`
+    changes `pcm` itself instead of a copy."""
     before = measure_loudness(pcm, rate)
     report = {"target_lufs": target_lufs, "max_true_peak_db": true_peak_db,
               "source_lufs": _db(before.integrated_lufs), "source_true_peak_db": _db(before.true_peak_db)}
@@ -179,7 +182,7 @@ def normalise_pcm(pcm: np.ndarray, rate: int, target_lufs: float, true_peak_db: 
     report |= {"gain_db": round(gain, 2), "normalised": True, "limited_by_true_peak": limited}
     if limited:
         report["note"] = "below the target loudness: more gain would have pushed peaks over the ceiling"
-    return apply_gain(pcm, gain), report
+    return apply_gain(pcm, gain, out=pcm if in_place else None), report
 
 
 # ---- audio ----
@@ -206,7 +209,7 @@ def export_mp3(
     channels = _frames(pcm).shape[1]
     report: dict = {}
     if target_lufs is not None:
-        pcm, report = normalise_pcm(pcm, rate, target_lufs, true_peak_db)
+        pcm, report = normalise_pcm(pcm, rate, target_lufs, true_peak_db, in_place=True)  # pcm is ours
     audio.encode_mp3(pcm, rate, dest, bitrate)
     del pcm
     # Measured again on the mp3 itself: what listeners get (the encoder shaves a few tenths of a dB).
