@@ -398,7 +398,7 @@ def _mel(mono: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
     frames = 1 + (n + 2 * pad - n_fft) // hop
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     basis = _mel_basis(n_fft, 40)
-    out = []
+    out = np.empty((frames, 40), np.float32)  # filled chunk by chunk: no list of pieces joined at the end
     for i in range(0, frames, chunk_frames):
         j = min(frames, i + chunk_frames)
         start, end = i * hop - pad, (j - 1) * hop + n_fft - pad
@@ -406,8 +406,8 @@ def _mel(mono: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
         piece = np.pad(piece, (max(0, -start), max(0, end - n)))
         windows = np.lib.stride_tricks.sliding_window_view(piece, n_fft)[::hop] * window
         power = np.abs(np.fft.rfft(windows, axis=1).astype(np.complex64)) ** 2
-        out.append((power @ basis.T).astype(np.float32))
-    return np.concatenate(out)
+        out[i:j] = power @ basis.T
+    return out
 
 
 def embed_windows(frames: np.ndarray, starts: np.ndarray, width: int, batch: int = 64) -> np.ndarray:
@@ -442,7 +442,8 @@ def diarize(
     """A voice id (0..n_speakers-1) per item, from voice-encoder windows over the words' speech."""
     fps = 100  # mel frames per second (10 ms hop)
     zeros = np.zeros(len(items), dtype=int)
-    mel = _mel(mono) * np.float32(_gain(mono, items) ** 2)  # power: the square of the level gain
+    mel = _mel(mono)
+    mel *= np.float32(_gain(mono, items) ** 2)  # power: the square of the level gain (in place: an hour is 58 MB)
     total = len(mel)
     spans = [(min(int(it.start * fps), total - 1), min(max(int(np.ceil(it.end * fps)), int(it.start * fps) + 1), total))
              for it in items]
@@ -458,7 +459,10 @@ def diarize(
     starts = np.arange(0, len(speech) - width + 1, hop)
     if starts[-1] != len(speech) - width:
         starts = np.append(starts, len(speech) - width)
-    emb = embed_windows(mel[speech], starts, width)
+    speech_mel = mel[speech]
+    del mel  # only the speech frames are needed from here on
+    emb = embed_windows(speech_mel, starts, width)
+    del speech_mel
     k = min(n_speakers, len(emb))
     centroids = merge_same_voices(_cluster(emb, k, max_cluster_windows), same_voice_similarity)
     if len(centroids) < 2:
