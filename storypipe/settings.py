@@ -77,10 +77,11 @@ class TranscribeSettings(BaseModel):
     device: str = "cpu"
     cache_dir: str = ""
     # Speech is transcribed in batches of at most this many seconds: bounded memory, visible progress.
-    batch_s: float = 120.0
+    batch_s: float = 300.0
     # faster-whisper: batches transcribed at once, each on cores/parallel threads (0: two on a machine
-    # with two or more cores). One decoding keeps about one core busy; two keep both. Speech shorter
-    # than twice parallel_min_batch_s is one batch.
+    # with two or more cores). One decoding keeps about one core busy; two keep both. They share the
+    # memory of one batch (batch_s / parallel each); speech shorter than twice parallel_min_batch_s
+    # is one batch.
     parallel: int = Field(default=0, ge=0)
     parallel_min_batch_s: float = Field(default=60.0, gt=0)
     vad: VadSettings = Field(default_factory=VadSettings)

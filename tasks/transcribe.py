@@ -53,12 +53,14 @@ def warm_up(settings: Settings) -> None:
 
 
 def batch_size(speech_s: float, batch_s: float, parallel: int, min_batch_s: float) -> float:
-    """Seconds of speech per batch: at most batch_s, and with `parallel` engines a multiple of
-    `parallel` batches of even size, so all of them work until the end (never below min_batch_s)."""
+    """Seconds of speech per batch. One engine: batch_s. `parallel` engines share the memory of one
+    batch (each takes at most batch_s / parallel) and get a multiple of `parallel` batches of even
+    size, so all of them work until the end; never below min_batch_s."""
     if parallel <= 1 or speech_s < 2 * min_batch_s:
         return batch_s
+    share = max(min_batch_s, batch_s / parallel)
     speech_s *= 1.02  # room for cuts: a batch ends at a pause, a little after its share
-    n = parallel * math.ceil(speech_s / (batch_s * parallel))
+    n = parallel * math.ceil(speech_s / (share * parallel))
     return max(min_batch_s, speech_s / n)
 
 

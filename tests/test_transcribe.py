@@ -120,8 +120,10 @@ class SlowParallelEngine(FakeEngine):
 
 def test_batches_are_even_and_as_many_as_the_engines_can_run_at_once():
     assert transcribe.batch_size(400, 300, 1, 60) == 300  # one engine: batches as big as allowed
-    assert transcribe.batch_size(400, 300, 2, 60) == pytest.approx(204)  # two of 200 s (+2 %), not 300 + 100
-    assert transcribe.batch_size(3600, 300, 2, 60) == pytest.approx(3600 * 1.02 / 14)  # 14 even ones, none over 300 s
+    # Two engines: the memory of one 300 s batch shared (at most 150 s each), in an even number of
+    # even batches (4 of 102 s, not 150 + 150 + 100).
+    assert transcribe.batch_size(400, 300, 2, 60) == pytest.approx(400 * 1.02 / 4)
+    assert transcribe.batch_size(3600, 300, 2, 60) == pytest.approx(3600 * 1.02 / 26)  # 26, none over 150 s
     assert transcribe.batch_size(100, 300, 2, 60) == 300  # short speech stays one batch
 
 
