@@ -94,7 +94,8 @@ def test_review_a_story_in_the_browser(served):
     page.locator(".seg .edit").first.click()
     area = page.locator(".seg-edit textarea")
     area.fill(area.input_value().replace("country", "nation", 1))
-    page.locator(".seg-edit button[type=submit]").click()
+    with page.expect_event("load"):  # the page reloads after a save: wait for that, not an old message
+        page.locator(".seg-edit button[type=submit]").click()
     page.wait_for_selector("#message.ok")
     assert "nation" in page.locator(".seg .text").first.inner_text()
 
@@ -120,7 +121,8 @@ def test_review_a_story_in_the_browser(served):
 
     # Change consent.
     page.uncheck("#c-clips")
-    page.locator("#consent-form button[type=submit]").click()
+    with page.expect_event("load"):  # "Saved." from the theme's reload is still showing until this one
+        page.locator("#consent-form button[type=submit]").click()
     page.wait_for_selector("#message.ok")
 
     # Reload: everything is still there, in the browser and in the files.
