@@ -102,7 +102,7 @@ LEMMA_NEEDS_NOT = ("parser", "ner", "textrank", "senter")
 
 
 class ThemeTagger:
-    """Phrase matchers built once per codebook and spaCy pipeline (building takes about a quarter of a second)."""
+    """Phrase matchers built once per codebook and spaCy pipeline (building takes about half a second)."""
 
     def __init__(self, nlp, book: Codebook):
         from spacy.matcher import PhraseMatcher
@@ -111,7 +111,7 @@ class ThemeTagger:
         self._lemma = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self._lower = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._keys: dict[int, tuple[str, int]] = {}  # match id -> (theme id, descriptor index)
-        # A cue's lemmas need only the tagger and lemmatizer: skipping the rest makes this 5x faster.
+        # A cue's lemmas need only the tagger and lemmatizer: skipping the rest took 1.5 s down to 0.5 s.
         skip = [name for name in nlp.pipe_names if name in LEMMA_NEEDS_NOT]
         for theme in book.themes:
             for d_index, descriptor in enumerate(theme.descriptors):

@@ -161,7 +161,8 @@ def cache_key(story: Story, settings: Settings) -> str:
     parts = {
         "schema": Transcript.model_fields["schema_version"].default,
         "audio": story.source.sha256,
-        "transcribe": settings.transcribe.model_dump(exclude={"cache_dir", "device", "batch_s", "parallel", "parallel_min_batch_s"}),
+        "transcribe": settings.transcribe.model_dump(
+            exclude={"cache_dir", "device", "batch_s", "parallel", "parallel_min_batch_s"}),  # where cuts fall, not what
         "speakers": settings.speakers.model_dump(),
         "rate": settings.ingest.speech_sample_rate,
         "metadata": {k: getattr(story.metadata, k) for k in ("language", "speakers", "speaker_roles")},

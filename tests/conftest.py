@@ -25,6 +25,7 @@ def pytest_collection_modifyitems(session, config, items):
     worker at a time) the long ones start at once and the quick ones fill in around them."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: file order kept
 
+
 DATA = Path(__file__).parent / "data"
 
 

@@ -138,6 +138,29 @@ def test_batches_run_side_by_side_and_come_back_in_order(settings, tmp_path):
     assert starts == sorted(starts) and len(segments) == len(engine.calls)
 
 
+class FailingParallelEngine(SlowParallelEngine):
+    def transcribe(self, speech, clips, language):
+        if not self.calls:
+            self.calls.append("failed")
+            raise RuntimeError("the engine broke")
+        return super().transcribe(speech, clips, language)
+
+
+def test_a_failed_batch_stops_the_batches_not_yet_started(settings, tmp_path):
+    """Executor.map cancels what has not started once a result raises: a broken engine fails the
+    story at once instead of after every batch."""
+    engine = FailingParallelEngine()
+    cfg = settings.model_copy(update={"transcribe": settings.transcribe.model_copy(
+        update={"batch_s": 0.6, "parallel_min_batch_s": 0.3})})
+    mono = speech_with_silence(tmp_path, 1.0, 1.0)
+    whole = SlowParallelEngine()
+    transcribe.transcribe_speech(whole, mono, cfg, "en")
+    with pytest.raises(RuntimeError, match="the engine broke"):
+        transcribe.transcribe_speech(engine, mono, cfg, "en")
+    # The failed one and what was running beside it (on a busy machine one more may start): not all.
+    assert len(whole.calls) >= 4 and len(engine.calls) <= len(whole.calls) // 2
+
+
 def test_speech_copy_is_rebuilt_from_the_original_when_missing(layout, settings):
     story = make_story("s-12345678", "s.flac")
     original = layout.original_dir(story.story_id) / "s.flac"
