@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup system-deps lock demo test bench clean
+.PHONY: setup system-deps lock demo lint test bench clean
 
 setup: system-deps $(STAMP)
 
@@ -34,7 +34,11 @@ lock:
 demo: setup
 	$(VENV)/bin/storypipe demo
 
-test: setup
+# The import layers first (ARCHITECTURE.md; about 10 s), then the tests.
+lint: setup
+	PY=$(PY) scripts/lint-imports.sh
+
+test: setup lint
 	$(PY) -m pytest -q --durations=25 --numprocesses=auto --dist=loadfile
 
 bench: setup

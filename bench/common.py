@@ -190,7 +190,7 @@ def pct(x: float) -> str:
 
 def load_speech(path: Path) -> np.ndarray:
     """16 kHz mono float32, as the pipeline makes it (ingest decodes with ffmpeg, transcribe averages channels)."""
-    from tasks import audio
+    from storypipe.tasks.common import audio
 
     channels = 2 if audio.probe(path).channels == 2 else 1
     pcm = audio.decode_pcm16(path, 16000, channels).astype(np.float32) / 32768.0
@@ -198,13 +198,13 @@ def load_speech(path: Path) -> np.ndarray:
 
 
 def duration_s(path: Path) -> float:
-    from tasks import audio
+    from storypipe.tasks.common import audio
 
     return audio.probe(path).duration_s
 
 
 def ffmpeg() -> str:
-    from tasks.audio import ffmpeg_binary
+    from storypipe.tasks.common.audio import ffmpeg_binary
 
     return ffmpeg_binary()
 

@@ -81,7 +81,9 @@ def clocked(into: dict, name: str):
 
 def instrument() -> None:
     """Timers on the functions inside the stages (module attributes, so every caller sees them)."""
-    from tasks import audio, engines, extract, quality, speakers, stage, transcribe, vad
+    from storypipe.tasks.common import audio
+    from storypipe.tasks.transcribe import engines, quality, speakers, vad
+    from storypipe.tasks import extract, stage, transcribe
     import whisper
     import whisper.timing
     from faster_whisper.transcribe import WhisperModel
@@ -121,7 +123,7 @@ def instrument() -> None:
         wrap(owner, attr, name)
     for engine in (engines.OpenAIWhisperEngine,):
         wrap(engine, "transcribe", "engine.transcribe (openai-whisper)")
-    from tasks.engine_faster import FasterWhisperEngine
+    from storypipe.tasks.transcribe.engine_faster import FasterWhisperEngine
 
     wrap(FasterWhisperEngine, "transcribe", "engine.transcribe (faster-whisper)")
 
@@ -162,7 +164,7 @@ def bare(engine_name: str, mono, settings) -> tuple[float, str]:
     cfg = settings.transcribe
     if engine_name == "openai-whisper":
         import whisper
-        from tasks.whisper_model import load_whisper_model
+        from storypipe.tasks.transcribe.whisper_model import load_whisper_model
 
         model = load_whisper_model(cfg.model, cfg.model_cache_dir(), cfg.device)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -171,7 +173,7 @@ def bare(engine_name: str, mono, settings) -> tuple[float, str]:
                                     word_timestamps=cfg.word_timestamps, fp16=False, verbose=None)
         return [time.perf_counter() - t0, time.process_time() - c0], " ".join(s["text"] for s in result["segments"])
     from faster_whisper import WhisperModel
-    from tasks.engine_faster import resolve_ct2_model
+    from storypipe.tasks.transcribe.engine_faster import resolve_ct2_model
 
     model = WhisperModel(str(resolve_ct2_model(cfg.model)), device="cpu", compute_type="int8",
                          cpu_threads=os.cpu_count() or 0)
@@ -185,19 +187,20 @@ def bare(engine_name: str, mono, settings) -> tuple[float, str]:
 
 def pipeline(engine_name: str, audio_path: Path, env: dict[str, str]) -> tuple[dict, str, dict]:
     """ingest → transcribe → extract → stage on a fresh root; stage seconds and the transcript text."""
-    from storypipe.layout import Layout
-    from storypipe.settings import load_settings
-    from tasks import engines, ingest, speakers, stage, transcribe, vad
-    from tasks.extract import extract_story
-    from tasks.nlp import load_nlp
+    from storypipe.core.store import Store
+    from storypipe.core.settings import load_settings
+    from storypipe.tasks.transcribe import engines, speakers, vad
+    from storypipe.tasks import ingest, stage, transcribe
+    from storypipe.tasks.extract import extract_story
+    from storypipe.tasks.common.nlp import load_nlp
 
     stages = {}
     with tempfile.TemporaryDirectory(prefix="profile-root-") as root:
-        layout = Layout(Path(root)).ensure()
-        shutil.copy2(audio_path, layout.inbox / audio_path.name)
-        shutil.copy2(SAMPLE / "interview.yaml", layout.inbox / (audio_path.stem + ".yaml"))
+        store = Store(Path(root)).ensure()
+        shutil.copy2(audio_path, store.inbox / audio_path.name)
+        shutil.copy2(SAMPLE / "interview.yaml", store.inbox / (audio_path.stem + ".yaml"))
         os.environ.update(env, STORYPIPE_TRANSCRIBE__ENGINE=engine_name)
-        settings = load_settings(layout.root)
+        settings = load_settings(store.root)
         # Model loads, timed on their own (in `storypipe run` they happen on the warm-up thread).
         with timer(f"load: engine ({engine_name})"):
             engines._ENGINES.clear()
@@ -209,13 +212,13 @@ def pipeline(engine_name: str, audio_path: Path, env: dict[str, str]) -> tuple[d
         with timer("load: spaCy + pytextrank"):
             load_nlp(settings.extract.spacy_model)
         with clocked(stages, "ingest"):
-            story, _ = ingest.ingest_recording(layout.inbox / audio_path.name, layout, settings)
+            story, _ = ingest.ingest_recording(store.inbox / audio_path.name, store, settings)
         with clocked(stages, "transcribe"):
-            transcript = transcribe.transcribe_story(story.story_id, layout, settings)
+            transcript = transcribe.transcribe_story(story.story_id, store, settings)
         with clocked(stages, "extract"):
-            quotes = extract_story(story.story_id, layout, settings)
+            quotes = extract_story(story.story_id, store, settings)
         with clocked(stages, "stage"):
-            stage.stage_story(story.story_id, layout, settings)
+            stage.stage_story(story.story_id, store, settings)
         text = " ".join(s.text for s in transcript.segments)
         info = {"segments": len(transcript.segments), "quotes": len(quotes.quotes),
                 "speakers": sorted({s.speaker for s in transcript.segments if s.speaker}),
@@ -236,7 +239,7 @@ def main() -> None:
     env = dict(item.split("=", 1) for item in args.env)
 
     from speed import loop_interview
-    from storypipe.settings import load_settings
+    from storypipe.core.settings import load_settings
 
     instrument()
     engines = ("openai-whisper", "faster-whisper") if args.engine == "both" else (args.engine,)

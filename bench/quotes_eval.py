@@ -30,7 +30,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -46,13 +45,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.speaker_fixtures import SAMPLE_RATE, build_interview  # noqa: E402
-from storypipe.jsonio import read_model  # noqa: E402
-from storypipe.models import Metadata, Quote, Transcript  # noqa: E402
-from storypipe.settings import load_settings  # noqa: E402
-from tasks.anonymise import anonymise, letters  # noqa: E402
-from tasks.extract import extract  # noqa: E402
-from tasks.nlp import load_nlp  # noqa: E402
-from tasks.themes import PROJECT_THEMES, tagger_for  # noqa: E402
+from storypipe.core.store import Store  # noqa: E402
+from storypipe.core.models import Metadata, Quote, Transcript  # noqa: E402
+from storypipe.core.settings import load_settings  # noqa: E402
+from storypipe.tasks.common.anonymise import anonymise, letters  # noqa: E402
+from storypipe.tasks.extract import extract  # noqa: E402
+from storypipe.tasks.common.nlp import load_nlp  # noqa: E402
+from storypipe.tasks.common.themes import PROJECT_THEMES, tagger_for  # noqa: E402
 
 DATA = REPO / "bench" / "quotes"
 CACHE = REPO / "bench" / ".cache" / "quotes"
@@ -165,10 +164,10 @@ def prepare(golds: list[Gold]) -> Path:
 
 
 def transcript_of(root: Path, name: str) -> Transcript:
-    for story_dir in (root / "transcripts").iterdir():
-        story = json.loads((story_dir / "story.json").read_text())
-        if story["source"]["filename"] == f"{name}.wav":
-            return read_model(story_dir / "transcript.json", Transcript)
+    store = Store(root)
+    for story in store.stories():
+        if story.source.filename == f"{name}.wav":
+            return store.read_transcript(story.story_id)
     raise SystemExit(f"{name}: no transcript in {root}; delete {CACHE} and run again")
 
 

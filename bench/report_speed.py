@@ -6,7 +6,7 @@ each anonymised story, so `nlp.pipe` over those same words is the floor.
 
     .venv/bin/python bench/report_speed.py [--stories 100] [--words 6000]
 
-The stories are the fixture stories of tests/report_fixtures.py, lengthened and copied under new
+The stories are the fixture stories of tests/support/report_fixtures.py, lengthened and copied under new
 ids. Results go to stdout; the README quotes them.
 """
 
@@ -23,17 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storypipe.jsonio import read_model, write_model  # noqa: E402
-from storypipe.layout import Layout  # noqa: E402
-from storypipe.models import KeyphrasesFile, QuotesFile, Story, Transcript  # noqa: E402
-from storypipe.settings import load_settings  # noqa: E402
-from tasks import report  # noqa: E402
-from tasks.nlp import load_nlp  # noqa: E402
-from tasks.status import load_stories  # noqa: E402
-from tests import report_fixtures as fx  # noqa: E402
-
-FILES = ("story.json", "transcript.json", "quotes.json", "keyphrases.json")
-
+from storypipe.core.store import Store  # noqa: E402
+from storypipe.core.models import Transcript  # noqa: E402
+from storypipe.core.settings import load_settings  # noqa: E402
+from storypipe.tasks import report# noqa: E402
+from storypipe.tasks.common.nlp import load_nlp  # noqa: E402
+from tests.support import report_fixtures as fx  # noqa: E402
 
 def lengthen(transcript: Transcript, words: int) -> Transcript:
     """The transcript's turns said again and again, later in time, until it has `words` words."""
@@ -48,32 +43,30 @@ def lengthen(transcript: Transcript, words: int) -> Transcript:
     return transcript.model_copy(update={"segments": segments, "duration_s": offset})
 
 
-def project(root: Path, n: int, words: int) -> Layout:
+def project(root: Path, n: int, words: int) -> Store:
     """n stories: copies of the twelve fixture stories, lengthened, every third anonymised."""
     seed = fx.build_root(root / "seed")
-    layout = Layout(root / "project").ensure()
+    store = Store(root / "project").ensure()
     for i in range(n):
-        source = seed.story_dir(fx.story_id(1 + i % 12))
+        source = fx.story_id(1 + i % 12)
         sid = f"story-{i:03d}-{i:08x}"
-        folder = layout.story_dir(sid)
-        folder.mkdir(parents=True)
-        for name in FILES:
-            shutil.copy2(source / name, folder / name)
-        transcript = lengthen(read_model(folder / "transcript.json", Transcript), words)
-        write_model(folder / "transcript.json", transcript.model_copy(update={"story_id": sid}))
-        story = read_model(folder / "story.json", Story)
+        store.story_dir(sid).mkdir(parents=True)
+        for path_of in (store.quotes_path, store.keyphrases_path):
+            shutil.copy2(path_of(source), path_of(sid))
+        transcript = lengthen(seed.read_transcript(source), words)
+        store.write_transcript(transcript.model_copy(update={"story_id": sid}))
+        story = seed.read_story(source)
         story.story_id = sid
         story.consent.anonymise = i % 3 == 0
-        write_model(folder / "story.json", story)
-    return layout
+        store.write_story(story)
+    return store
 
 
-def read_everything(layout: Layout) -> None:
-    for story in load_stories(layout):
-        folder = layout.story_dir(story.story_id)
-        read_model(folder / "transcript.json", Transcript)
-        read_model(folder / "quotes.json", QuotesFile)
-        read_model(folder / "keyphrases.json", KeyphrasesFile)
+def read_everything(store: Store) -> None:
+    for story in store.stories():
+        store.read_transcript(story.story_id)
+        store.read_quotes(story.story_id)
+        store.read_keyphrases(story.story_id)
 
 
 def timed(fn) -> float:
@@ -89,21 +82,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        layout = project(Path(tmp), args.stories, args.words)
-        settings = load_settings(layout.root)
+        store = project(Path(tmp), args.stories, args.words)
+        settings = load_settings(store.root)
         load_time = timed(lambda: load_nlp(settings.extract.spacy_model))
         nlp = load_nlp(settings.extract.spacy_model)
-        hidden = [read_model(layout.story_dir(s.story_id) / "transcript.json", Transcript).text
-                  for s in load_stories(layout) if s.consent.anonymise]
-        read = timed(lambda: read_everything(layout))
+        hidden = [store.read_transcript(s.story_id).text
+                  for s in store.stories() if s.consent.anonymise]
+        read = timed(lambda: read_everything(store))
         floor = timed(lambda: list(nlp.pipe(hidden)))
-        cold = timed(lambda: report.write_report(layout, settings))  # anonymises, fills the cache
-        warm = statistics.median(timed(lambda: report.write_report(layout, settings)) for _ in range(args.repeat))
+        cold = timed(lambda: report.write_report(store, settings))  # anonymises, fills the cache
+        warm = statistics.median(timed(lambda: report.write_report(store, settings)) for _ in range(args.repeat))
         tracemalloc.start()
-        pdf = timed(lambda: report.write_report(layout, settings, pdf=True)) - warm
+        pdf = timed(lambda: report.write_report(store, settings, pdf=True)) - warm
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-        folder = next(layout.reports.iterdir())
+        folder = next(store.reports.iterdir())
         size = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
     print(f"{args.stories} stories of {args.words} words ({len(hidden)} anonymised):")
     print(f"  loading spaCy once:                   {load_time:7.2f} s")

@@ -21,12 +21,11 @@ sys.path.insert(0, str(REPO))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from storypipe.jsonio import write_model  # noqa: E402
-from storypipe.layout import Layout  # noqa: E402
-from storypipe.settings import load_settings  # noqa: E402
-from storypipe.web.app import create_app  # noqa: E402
-from tasks.extract import extract_story  # noqa: E402
-from tests.factories import make_story, make_transcript  # noqa: E402
+from storypipe.core.store import Store  # noqa: E402
+from storypipe.core.settings import load_settings  # noqa: E402
+from storypipe.app.web.app import create_app  # noqa: E402
+from storypipe.tasks.extract import extract_story  # noqa: E402
+from tests.support.factories import make_story, make_transcript  # noqa: E402
 
 SENTENCE = ("When we started the peer support group, for the first time my lived experience counted as "
             "expertise and the managers treated us as equals. ")
@@ -43,13 +42,13 @@ def timed(fn, n=5) -> float:
 
 def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="review-bench-"))
-    layout = Layout(root).ensure()
+    store = Store(root).ensure()
     turns = [("interviewer", "And what happened next, after that meeting?"), ("storyteller", SENTENCE * 6)] * 75
     transcript = make_transcript(turns, "long-12345678")
     sid = transcript.story_id
-    write_model(layout.story_dir(sid) / "story.json", make_story(sid, "long.wav").advance("transcribed"))
-    write_model(layout.story_dir(sid) / "transcript.json", transcript)
-    extract_story(sid, layout, load_settings(root))
+    store.write_story(make_story(sid, "long.wav").advance("transcribed"))
+    store.write_transcript(transcript)
+    extract_story(sid, store, load_settings(root))
     words = len(transcript.words())
     client = TestClient(create_app(root), base_url="http://127.0.0.1")
     csrf = re.search(r'name="csrf" content="([^"]+)"', client.get("/").text).group(1)

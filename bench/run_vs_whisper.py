@@ -14,7 +14,6 @@ Measured per recording:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -31,8 +30,9 @@ PROJECT = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(PROJECT))
 
-from storypipe.settings import load_settings  # noqa: E402
-from tasks.whisper_model import resolve_checkpoint  # noqa: E402
+from storypipe.core.settings import load_settings  # noqa: E402
+from storypipe.core.store import Store  # noqa: E402
+from storypipe.tasks.transcribe.whisper_model import resolve_checkpoint  # noqa: E402
 
 
 def normalise(text: str) -> str:
@@ -70,11 +70,12 @@ def storypipe_run(audio: Path, sidecar: Path | None) -> tuple[float, float, str,
             shutil.copy2(sidecar, inbox / (audio.stem + ".yaml"))
         env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
         wall, rss, _ = timed([str(BIN / "storypipe"), "run", "--root", root], env=env)
-        story_dir = next((Path(root) / "transcripts").iterdir())
-        transcript = json.loads((story_dir / "transcript.json").read_text())
-        story = json.loads((story_dir / "story.json").read_text())
-        stages = {h["state"]: h["seconds"] for h in story["history"]}
-        text = " ".join(s["text"] for s in transcript["segments"])
+        store = Store(Path(root))
+        story_id = next(iter(store.story_ids()))
+        transcript = store.read_transcript(story_id)
+        story = store.read_story(story_id)
+        stages = {h.state: h.seconds for h in story.history}
+        text = " ".join(s.text for s in transcript.segments)
     return wall, rss, text, stages
 
 

@@ -5,7 +5,7 @@ in "one voice per channel" stereo, without shipping a real person's voice. Each 
 spoken by espeak-ng in its speaker's voice, turns are joined with short pauses, and we keep the
 sample span of every turn as ground truth. Nothing here touches the network.
 
-Used by `tests/test_speakers.py` (short scripts, fake word timings) and `bench/speakers.py` (longer
+Used by `tests/unit/transcribe/test_speakers.py` (short scripts, fake word timings) and `bench/speakers.py` (longer
 scripts, real Whisper words).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from storypipe.models import Segment, Word
+from storypipe.core.models import Segment, Word
 
 SAMPLE_RATE = 16000
 ESPEAK = shutil.which("espeak-ng") or shutil.which("espeak")

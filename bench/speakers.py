@@ -40,11 +40,11 @@ PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
 from bench.speaker_fixtures import BENCH_CASES, SAMPLE_RATE, SCRIPTS, build_interview, fake_segments
-from storypipe.models import Segment
-from storypipe.settings import load_settings
-from tasks import speakers
-from tasks.audio import decode_pcm16
-from tasks.engines import get_engine
+from storypipe.core.models import Segment
+from storypipe.core.settings import load_settings
+from storypipe.tasks.transcribe import speakers
+from storypipe.tasks.common.audio import decode_pcm16
+from storypipe.tasks.transcribe.engines import get_engine
 
 SHARED = PROJECT.parent / "shared" / "audio"
 COLLAR_S = 0.25

@@ -7,7 +7,7 @@
 
 Same audio, same model (tiny.en, beam 5, best_of 5, English, no prompt conditioning) for every contender:
 - bare openai-whisper: the `whisper` command with the converted checkpoint
-  (tasks.whisper_model.resolve_checkpoint), `--beam_size 5 --best_of 5 --fp16 False
+  (storypipe.tasks.transcribe.whisper_model.resolve_checkpoint), `--beam_size 5 --best_of 5 --fp16 False
   --condition_on_previous_text False --language en`, torch's default threads (the cores, as in the
   pipeline), word timestamps off (its default); and the same with `--word_timestamps True`
 - bare faster-whisper: a small child script, WhisperModel(bundled tiny.en folder, device cpu,
@@ -43,7 +43,6 @@ bench/speed.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -51,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,8 +73,9 @@ from common import (
     timed,
     _pss_kib,
 )
-from storypipe import prefect_server  # noqa: E402
-from storypipe.settings import load_settings  # noqa: E402
+from storypipe.app import prefect_server# noqa: E402
+from storypipe.core.settings import load_settings  # noqa: E402
+from storypipe.core.store import Store  # noqa: E402
 
 TARGET_SAME_ENGINE_RATIO = 1.15  # storypipe run / the same engine bare, same settings (word timestamps on)
 TARGET_WER_POINTS = 1.0  # ... at a WER no more than this many points above that bare engine's
@@ -195,23 +194,24 @@ def storypipe_run(audio: Path, sidecar: Path | None, engine: str) -> tuple[Timed
         result.tree_pss += server_pss
         result.by_process["prefect server (shared)"] = server_pss
         ended = began + result.wall
-        stories = list((Path(root) / "transcripts").glob("*/story.json"))
+        store = Store(Path(root))
+        stories = store.story_ids()
         if len(stories) != 1:
             raise RuntimeError(f"storypipe run ({engine}) left {len(stories)} stories:\n{result.stdout[-2000:]}")
-        story = json.loads(stories[0].read_text())
-        if story["state"] == "failed" or not (stories[0].parent / "transcript.json").is_file():
-            raise RuntimeError(f"storypipe run ({engine}) failed: {story.get('problems')}\n{result.stdout[-2000:]}")
-        transcript = json.loads((stories[0].parent / "transcript.json").read_text())
+        story = store.read_story(stories[0])
+        if story.state == "failed" or not store.transcript_path(stories[0]).is_file():
+            raise RuntimeError(f"storypipe run ({engine}) failed: {story.problems}\n{result.stdout[-2000:]}")
+        transcript = store.read_transcript(stories[0])
         stages: dict[str, float] = {}
         reached: dict[str, float] = {}  # seconds from the command's start until each state was recorded
-        for h in story["history"]:
-            stages[h["state"]] = stages.get(h["state"], 0.0) + (h.get("seconds") or 0.0)
-            reached[h["state"]] = datetime.fromisoformat(h["at"]).timestamp() - began
+        for h in story.history:
+            stages[h.state] = stages.get(h.state, 0.0) + (h.seconds or 0.0)
+            reached[h.state] = h.at.timestamp() - began
         first = min(reached.values(), default=0.0) - stages.get("ingested", 0.0)
-        result.extra = {"server_start_s": server_start_s, "stages": stages, "state": story["state"], "engine": transcript.get("engine"),
+        result.extra = {"server_start_s": server_start_s, "stages": stages, "state": story.state, "engine": transcript.engine,
                         "reached": reached, "before_first_stage": max(0.0, first),
                         "after_last_stage": max(0.0, ended - began - max(reached.values(), default=0.0))}
-        text = " ".join(s["text"] for s in transcript["segments"])
+        text = " ".join(s.text for s in transcript.segments)
     return result, text
 
 
@@ -387,8 +387,8 @@ def main() -> None:
             parser.error(f"--env wants KEY=VALUE, not {item!r}")
         EXTRA_ENV[key] = value
 
-    from storypipe.settings import load_settings
-    from tasks.whisper_model import bundled_model_dir, resolve_checkpoint
+    from storypipe.core.settings import load_settings
+    from storypipe.tasks.transcribe.whisper_model import bundled_model_dir, resolve_checkpoint
 
     settings = load_settings()
     if settings.transcribe.model != "tiny.en" or settings.transcribe.beam_size != 5:

@@ -68,6 +68,8 @@ from common import (
     tree_pss,
 )
 
+from storypipe.core.store import Store  # noqa: E402
+
 QUOTES_CACHE = HERE / ".cache" / "quotes" / "root" / "audio" / "originals"
 OWN_CACHE = HERE / ".cache" / "throughput"
 
@@ -284,18 +286,17 @@ def storypipe_run(key: str, recordings: list[Recording], tmp: Path, env: dict, e
     with Sampler(list(extra_pids)) as cluster:
         t: Timed = timed([str(BIN / "storypipe"), "run", "--root", str(root)], env=env, ok=(0, 1))
     run = Run(key, t.wall, t.tree_pss + cluster.peak, load)
-    stories = sorted((root / "transcripts").glob("*/story.json"))
+    store = Store(root)
     states = {}
-    for p in stories:
-        story = json.loads(p.read_text())
-        states[story["source"]["filename"]] = story["state"]
-        for h in story["history"]:
-            run.stages[h["state"]] = run.stages.get(h["state"], 0.0) + (h.get("seconds") or 0.0)
-            if "cache" in (h.get("note") or ""):
-                run.notes.append(f"{story['story_id']}: {h['note']}")
-        transcript = json.loads((p.parent / "transcript.json").read_text()) if (p.parent / "transcript.json").is_file() else {}
-        run.words[story["source"]["filename"]] = [(w["word"], w["start"], w["end"])
-                                                  for s in transcript.get("segments", []) for w in s["words"]]
+    for story_id in store.story_ids():
+        story = store.read_story(story_id)
+        states[story.source.filename] = story.state
+        for h in story.history:
+            run.stages[h.state] = run.stages.get(h.state, 0.0) + (h.seconds or 0.0)
+            if "cache" in (h.note or ""):
+                run.notes.append(f"{story.story_id}: {h.note}")
+        segments = store.read_transcript(story_id).segments if store.transcript_path(story_id).is_file() else []
+        run.words[story.source.filename] = [(w.word, w.start, w.end) for s in segments for w in s.words]
     bad = {f: s for f, s in states.items() if s != "staged"}
     if len(states) != len(recordings) or bad or t.returncode:
         raise RuntimeError(f"{key}: {len(states)} stories of {len(recordings)}, not staged: {bad}, exit {t.returncode}"
@@ -416,8 +417,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "throughput.md")
     args = parser.parse_args()
 
-    from storypipe.settings import load_settings
-    from tasks.whisper_model import resolve_checkpoint
+    from storypipe.core.settings import load_settings
+    from storypipe.tasks.transcribe.whisper_model import resolve_checkpoint
 
     settings = load_settings()
     checkpoint = resolve_checkpoint("tiny.en", settings.transcribe.model_cache_dir())

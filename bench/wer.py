@@ -6,7 +6,7 @@ For each engine (openai-whisper, faster-whisper; the configured model, tiny.en, 
 config/pipeline.toml) and each recording:
 - bare: `engine.transcribe(whole file, clips=[(0, duration)], language="en")` — the engine alone on the
   whole recording, with the pipeline's decoding settings (word timestamps on, no prompt conditioning)
-- storypipe: `tasks.transcribe.transcribe_speech` — VAD (speech only), batches, non-speech filter
+- storypipe: `storypipe.tasks.transcribe.transcribe_speech` — VAD (speech only), batches, non-speech filter
 
 Recordings (../shared/audio, see ../shared/README.md; benchmarks may read it, tests may not):
 - read/*.wav (LibriVox) and read/jfk.flac, each against the .txt beside it; plus the total over them
@@ -67,9 +67,9 @@ def recordings() -> list[dict]:
 
 def transcribe_all(recs: list[dict], engines: tuple[str, ...]):
     """Fill rec["hyp"][(engine, mode)] with normalised text and rec["raw"] with the engine's text."""
-    from storypipe.settings import load_settings
-    from tasks.engines import get_engine
-    from tasks.transcribe import transcribe_speech
+    from storypipe.core.settings import load_settings
+    from storypipe.tasks.transcribe.engines import get_engine
+    from storypipe.tasks.transcribe import transcribe_speech
 
     base = load_settings()
     for rec in recs:
@@ -134,7 +134,7 @@ WER = (substitutions + deletions + insertions) / reference words, per file; in b
   word_timestamps {t.word_timestamps}, language "en" (config/pipeline.toml); openai-whisper fp32 on the
   CPU, faster-whisper int8 (tasks/engine_faster.py).
 - **bare** = the engine alone on the whole file (`engine.transcribe(audio, clips=[(0, duration)])`);
-  **storypipe** = `tasks.transcribe.transcribe_speech`: Silero VAD (threshold {t.vad.threshold}, pauses
+  **storypipe** = `storypipe.tasks.transcribe.transcribe_speech`: Silero VAD (threshold {t.vad.threshold}, pauses
   < {t.vad.bridge_s} s bridged), speech packed into batches of ≤ {t.batch_s:.0f} s, non-speech filter.
   Audio decoded as the pipeline does (ffmpeg → 16 kHz, channels averaged).
 - Normalisation, reference and hypothesis alike: {NORMALISATION}.

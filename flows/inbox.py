@@ -6,20 +6,18 @@ next one."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from storypipe.layout import Layout
-from storypipe.models import Outcome
-from storypipe.settings import Settings, load_settings
-from tasks import claims, ingest, status
-from tasks.extract import extract_task
-from tasks.ingest import ingest_task, quarantine_task
-from tasks.stage import stage_task
-from tasks.transcribe import keep_reviewed, save_transcript, transcribe_task
+from storypipe.core.store import Store
+from storypipe.core.models import Outcome
+from storypipe.core.settings import Settings, load_settings
+from storypipe.tasks.common import claims
+from storypipe.tasks import ingest
+from storypipe.flows import progress
+from storypipe.flows.stages import ingest_task, quarantine_task, run_stages_from
 
 log = logging.getLogger("storypipe")
 
@@ -43,23 +41,23 @@ def run_inbox(root: str, settings: Settings | None = None) -> list[Outcome]:
 @flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def process_inbox(root: str) -> list[Outcome]:
     """Process every recording now in <root>/audio/inbox/, then finish stories an earlier run left."""
-    layout = Layout(Path(root)).ensure()
-    settings = load_settings(layout.root)
-    claims.recover_claims(layout, settings)
+    store = Store(Path(root)).ensure()
+    settings = load_settings(store.root)
+    claims.recover_claims(store, settings)
     arrived, arriving = ingest.settled(
-        ingest.list_inbox(layout, settings), settings.run.settle_s, settings.run.settle_timeout_s
+        ingest.list_inbox(store, settings), settings.run.settle_s, settings.run.settle_timeout_s
     )
     for path in arriving:
         log.info("%s is still being copied; it is left for the next run", path.name, extra={"story": path.name})
     outcomes: list[Outcome] = []
-    with claims.Claim(layout, settings) as claim:
+    with claims.Claim(store, settings) as claim:
         for path in arrived:
             outcome = claim_and_ingest(claim, path, settings)
             if outcome is not None:
                 outcomes.append(outcome)
     todo = [o for o in outcomes if o.result == "ingested"]
     started = {o.story_id for o in todo}
-    todo += [Outcome(file=s, story_id=s, result="ingested") for s in status.unfinished_stories(layout) if s not in started]
+    todo += [Outcome(file=s, story_id=s, result="ingested") for s in progress.unfinished_stories(store) if s not in started]
     finishing = [
         finish_story_task.with_options(task_run_name=f"story: {o.story_id}").submit(root, o.story_id, settings, o.file)
         for o in todo
@@ -77,7 +75,7 @@ def claim_and_ingest(claim: claims.Claim, path: Path, settings: Settings) -> Out
     if claimed is None:
         return None
     return process_recording.with_options(flow_run_name=f"recording: {path.name}")(
-        str(claim.layout.root), str(claimed), settings
+        str(claim.store.root), str(claimed), settings
     )
 
 
@@ -93,7 +91,7 @@ def process_recording(root: str, claimed: str, settings: Settings) -> Outcome:
             return Outcome(file=path.name, result="quarantined", reason=problem)
     except Exception as e:  # noqa: BLE001 - e.g. a disk error: this file goes back to the inbox, the others go on
         return Outcome(file=path.name, result="failed", reason=f"could not be ingested, left in the inbox: {e}")
-    if not is_new and not status.is_unfinished(Layout(Path(root)), story_id):
+    if not is_new and not progress.is_unfinished(Store(Path(root)), story_id):
         return Outcome(file=path.name, story_id=story_id, result="duplicate", reason="already processed")
     return Outcome(file=path.name, story_id=story_id, result="ingested")
 
@@ -112,39 +110,18 @@ def finish_story(root: str, story_id: str, settings: Settings, file: str, retry:
     """Run the stages a story still needs, under its lock; a failure marks that story failed and the
     run goes on. A stage that finished is never done again: each records itself in story.json.
     `retry` also takes a failed story that a plain run leaves alone."""
-    layout = Layout(Path(root))
+    store = Store(Path(root))
     retries = _retries(settings)
-    with claims.story_lock(layout, settings, story_id) as mine:
+    with claims.story_lock(store, settings, story_id) as mine:
         if not mine:
             return Outcome(file=file, story_id=story_id, result="skipped", reason="another run is working on it")
-        if not (retry or status.is_unfinished(layout, story_id)):
+        if not (retry or progress.is_unfinished(store, story_id)):
             return Outcome(file=file, story_id=story_id, result="skipped", reason="another run finished it")
-        claims.sweep_leftovers(layout, story_id)
+        claims.sweep_leftovers(store, story_id)
         try:
-            stage = status.next_stage(layout, story_id)
-            if stage == "transcribe":
-                if keep_reviewed(story_id, layout) is None:
-                    results = claims.state_dir(layout, settings) / "results"
-                    began = time.monotonic()
-                    state = transcribe_task.with_options(result_storage=results, **retries)(
-                        root, story_id, settings, return_state=True
-                    )
-                    transcript, seconds = state.result()
-                    if state.name == "Cached":
-                        seconds, note = time.monotonic() - began, "from the cache: same audio, model and settings"
-                        log.info("%s: transcript taken from the cache (same audio, model and settings)", story_id,
-                                 extra={"story": story_id})
-                    else:
-                        note = None
-                    save_transcript(transcript, layout, seconds, note=note)
-                stage = "extract"
-            if stage == "extract":
-                extract_task.with_options(**retries)(root, story_id, settings)
-                stage = "stage"
-            if stage == "stage":
-                stage_task.with_options(**retries)(root, story_id, settings)
+            run_stages_from(progress.next_stage(store, story_id), root, story_id, settings, retries)
         except Exception as e:  # noqa: BLE001 - any stage's failure is recorded on the story, not fatal to the run
-            reason = status.mark_failed(layout, story_id, e)
+            reason = progress.mark_failed(store, story_id, e)
             return Outcome(file=file, story_id=story_id, result="failed", reason=reason)
     return Outcome(file=file, story_id=story_id, result="processed")
 

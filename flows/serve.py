@@ -1,7 +1,7 @@
 """Serve the inbox flow on a schedule from this process, without a work pool or worker.
 
 For teams with a Prefect server (PREFECT_API_URL set): the deployment and its runs show in the
-server's UI, and this process runs them. `python -m flows.serve --root DIR [--every MINUTES]`;
+server's UI, and this process runs them. `python -m storypipe.flows.serve --root DIR [--every MINUTES]`;
 Ctrl-C stops it and pauses the schedule. See prefect.yaml for the work-pool way.
 """
 
@@ -12,16 +12,17 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from flows.inbox import process_inbox
-from storypipe.settings import PROJECT_DIR
+from storypipe.flows.inbox import process_inbox
+from storypipe.core.settings import default_root
 
 DEPLOYMENT_NAME = "storypipe-inbox"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path(os.environ.get("STORYPIPE_ROOT") or PROJECT_DIR),
-                        help="folder holding audio/, transcripts/, staging/ (default: $STORYPIPE_ROOT or the project)")
+    parser = argparse.ArgumentParser(prog="python -m storypipe.flows.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("STORYPIPE_ROOT") or default_root()),
+                        help="folder holding audio/, transcripts/, staging/ (default: $STORYPIPE_ROOT, else the "
+                             "source checkout when run from one, else the current folder)")
     parser.add_argument("--every", type=float, default=10.0, help="minutes between runs (default: 10)")
     parser.add_argument("--name", default=DEPLOYMENT_NAME, help=f"deployment name (default: {DEPLOYMENT_NAME})")
     args = parser.parse_args(argv)

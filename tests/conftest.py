@@ -26,15 +26,15 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: file order kept
 
 
-DATA = Path(__file__).parent / "data"
+from tests.support import DATA  # noqa: E402  (the folder of real recordings)
 
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """storypipe's own Prefect server for the session (storypipe/prefect_server.py), given to this
+    """storypipe's own Prefect server for the session (storypipe/app/prefect_server.py), given to this
     process and, through PREFECT_API_URL, to every `storypipe` command a test starts."""
-    from storypipe import prefect_server
-    from storypipe.settings import load_settings
+    from storypipe.app import prefect_server
+    from storypipe.core.settings import load_settings
 
     root = SESSION_DIR / "prefect-root"
     root.mkdir(exist_ok=True)
@@ -54,10 +54,34 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
-    """Settings for a test root; the converted model cache is shared across tests (converting costs time)."""
-    from storypipe.settings import load_settings
-
+def clean_env(monkeypatch):
+    """The project's own configuration (real tiny.en), whatever STORYPIPE_* the caller has set."""
     for key in [k for k in os.environ if k.startswith("STORYPIPE_")]:
         monkeypatch.delenv(key)
+    return monkeypatch
+
+
+@pytest.fixture
+def settings(tmp_path, clean_env):
+    """Settings for a test root; the converted model cache is shared across tests (converting costs time)."""
+    from storypipe.core.settings import load_settings
+
     return load_settings(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty root at tmp_path (the root of `settings` too), its folders made."""
+    from storypipe.core.store import Store
+
+    return Store(tmp_path).ensure()
+
+
+@pytest.fixture(scope="module")
+def jfk():
+    """tests/data/jfk.flac (11 s of real speech) as float32 samples at 16 kHz, the engines' input."""
+    import numpy as np
+
+    from storypipe.tasks.common.audio import decode_pcm16
+
+    return decode_pcm16(DATA / "jfk.flac", 16000).astype(np.float32) / 32768

@@ -1,0 +1,245 @@
+"""Quotes, key phrases and entities from a word-timed transcript (real spaCy, fake transcripts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storypipe.core.jsonio import read_model, write_model
+from storypipe.core.store import Store
+from storypipe.core.models import KeyphrasesFile, QuotesFile, Story
+from storypipe.tasks.extract import extract, extract_story, merge_decisions, quote_id
+from tests.support.factories import make_story, make_transcript
+
+STORY = (
+    "I felt invisible for years and nobody asked what I thought. "
+    "When we started the peer support group, for the first time my lived experience counted as expertise. "
+    "And that was it. "
+    "Co-production means the professionals and the people who use the service sit at the same table as equals. "
+    "Janet from the council listened to us in Rochdale and changed the way the service works."
+)
+
+
+@pytest.fixture
+def transcript():
+    return make_transcript(
+        [
+            ("interviewer", "What was it like for you when you first joined the project and met the team there?"),
+            ("storyteller", STORY),
+            ("interviewer", "Thank you so much, that is really important for us to hear today."),
+        ]
+    )
+
+
+def test_quotes_are_whole_sentences_timed_from_their_words(settings, transcript):
+    quotes, _, _ = extract(transcript, settings.extract)
+    assert quotes
+    words = transcript.segments[1].words
+    starts, ends = {w.start for w in words}, {w.end for w in words}
+    for q in quotes:
+        assert q.start in starts and q.end in ends
+        assert q.text[0].isupper() and q.text.endswith(".")
+        n = len(q.text.split())
+        assert settings.extract.min_words <= n <= settings.extract.max_words
+        assert set(q.why) >= {"length", "first_person", "evaluative", "keyphrases", "stands_alone", "confidence", "filler"}
+        assert 0 <= q.score <= 1
+
+
+def test_interviewer_is_never_quoted(settings, transcript):
+    quotes, keyphrases, _ = extract(transcript, settings.extract)
+    assert quotes and keyphrases  # something to check
+    assert all(q.speaker == "storyteller" for q in quotes)
+    assert not any("thank you" in q.text.lower() for q in quotes)
+    assert not any("team" == k.text for k in keyphrases)
+
+
+def test_best_quote_is_first_person_and_evaluative(settings, transcript):
+    settings.extract.weights.ends_turn = 0  # here, only what is said decides
+    quotes, _, _ = extract(transcript, settings.extract)
+    assert [q.score for q in quotes] == sorted((q.score for q in quotes), reverse=True)
+    assert "lived experience counted as expertise" in quotes[0].text
+    assert quotes[0].why["first_person"] > 0 and quotes[0].why["evaluative"] > 0
+    assert any(q.why["themes"] for q in quotes)  # themes to check
+    assert all(cue for q in quotes for t in q.why["themes"].values() for cue in t["cues"])
+
+
+def test_dangling_opening_scores_lower(settings):
+    t = make_transcript([(None, "And that was why I felt so proud of the whole group and everything we did in that hall.")])
+    t2 = make_transcript([(None, "I felt so proud of the whole group and everything we did together in that hall.")])
+    (q1,), (q2,) = extract(t, settings.extract)[0], extract(t2, settings.extract)[0]
+    assert q1.why["stands_alone"] == 0 and q2.why["stands_alone"] == 1
+    assert q1.score < q2.score
+
+
+def test_quotes_do_not_overlap(settings, transcript):
+    quotes, _, _ = extract(transcript, settings.extract)
+    spans = sorted((q.start, q.end) for q in quotes)
+    assert len(spans) >= 2  # something to compare: the story holds more than one quote
+    assert all(a_end < b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_keyphrases_merge_by_lemma_and_drop_stop_phrases(settings):
+    text = (
+        "Peer support changed my life. I went to peer support every week. "
+        "Peer supports like ours are rare. There was a lot of kind of stuff going on at the time."
+    )
+    _, keyphrases, _ = extract(make_transcript([(None, text)]), settings.extract)
+    texts = [k.text for k in keyphrases]
+    assert sum("peer support" in t for t in texts) == 1
+    peer = next(k for k in keyphrases if "peer support" in k.text)
+    assert peer.count >= 3
+    assert not {"a lot", "stuff", "kind"} & set(texts)
+
+
+def test_entities_are_counted(settings, transcript):
+    _, _, entities = extract(transcript, settings.extract)
+    labels = {(e.text, e.label) for e in entities}
+    assert ("Rochdale", "GPE") in labels
+
+
+def test_merge_keeps_human_decisions(settings, transcript):
+    quotes, _, _ = extract(transcript, settings.extract)
+    decided = quotes[1].model_copy(update={"status": "approved", "title": "Equals"})
+    gone = quotes[0].model_copy(update={"id": "qgone1", "status": "rejected", "score": 0.01})
+    merged = merge_decisions(quotes, [decided, gone])
+    by_id = {q.id: q for q in merged}
+    assert by_id[decided.id].status == "approved" and by_id[decided.id].title == "Equals"
+    assert by_id["qgone1"].status == "rejected"
+    assert len(merged) == len(quotes) + 1
+
+
+def test_quote_id_is_stable():
+    assert quote_id(1.0, 2.5) == quote_id(1.0, 2.5) != quote_id(1.0, 2.6)
+
+
+def test_extract_story_writes_files_and_keeps_decisions(tmp_path, settings, transcript):
+    store = Store(tmp_path).ensure()
+    story = make_story(transcript.story_id)
+    folder = store.story_dir(story.story_id)
+    write_model(folder / "story.json", story.advance("transcribed"))
+    write_model(folder / "transcript.json", transcript)
+
+    first = extract_story(story.story_id, store, settings)
+    approved_id = first.quotes[0].id
+    first.quotes[0].status = "approved"
+    write_model(folder / "quotes.json", first)
+
+    again = extract_story(story.story_id, store, settings)
+    assert {q.id: q.status for q in again.quotes}[approved_id] == "approved"
+    assert read_model(folder / "story.json", Story).state == "extracted"
+    kp = read_model(folder / "keyphrases.json", KeyphrasesFile)
+    assert kp.keyphrases and kp.story_id == story.story_id
+    assert read_model(folder / "quotes.json", QuotesFile).quotes[0].score >= again.quotes[-1].score
+
+
+def test_questions_are_never_quotes_even_without_speakers(settings):
+    t = make_transcript([(None, "What was it like for you when the group first started meeting in the hall? "
+                                "I felt welcome from the very first evening because the people there really listened to me.")])
+    quotes, _, _ = extract(t, settings.extract)
+    assert quotes and all("?" not in q.text for q in quotes)
+
+
+def test_keyphrases_keep_hyphenated_words_whole(settings):
+    t = make_transcript([(None, "Co-production changed how the council works. We believe in co-production now. "
+                                "Co-production means sharing power with the people who use services.")])
+    _, keyphrases, _ = extract(t, settings.extract)
+    texts = [k.text for k in keyphrases]
+    assert texts  # something to check
+    assert all(len(max(k.split(), key=len)) >= 3 for k in texts)
+    assert "-" not in texts and "co" not in texts
+
+
+def test_near_duplicates_are_dropped(settings):
+    said = "For the first time in my life I felt that the people running the service really listened to me."
+    again = "For the first time in my life I felt the people running the service really listened to me there."
+    other = "We painted the whole community centre together over one long weekend and it looked amazing after."
+    turns = [("storyteller", said), ("interviewer", "Right."), ("storyteller", other), ("interviewer", "Go on."),
+             ("storyteller", again)]
+    quotes, _, _ = extract(make_transcript(turns), settings.extract)
+    texts = [q.text for q in quotes]
+    assert other in texts
+    assert (said in texts) != (again in texts), texts  # one of the two, never both
+
+
+def test_is_near_duplicate_ignores_case_and_punctuation():
+    from storypipe.tasks.extract import is_near_duplicate
+
+    assert is_near_duplicate("It changed my life, honestly.", ["it changed my life honestly"], 80)
+    assert not is_near_duplicate("It changed my life, honestly.", ["We met every Tuesday at the library."], 80)
+
+
+def test_quotes_last_between_the_configured_seconds(settings):
+    short = "I felt heard at last."  # about 2 s at the test speaking rate
+    long = " ".join(["I kept going back every single week because the group gave me something to hold on to."] * 6)
+    ok = "When I joined the group I found people who understood me and I started to believe in myself again."
+    quotes, _, _ = extract(make_transcript([("storyteller", f"{short} {ok} {long}")]), settings.extract)
+    assert quotes
+    for q in quotes:
+        assert settings.extract.min_seconds <= q.end - q.start <= settings.extract.max_seconds
+    assert any("believe in myself" in q.text for q in quotes)
+
+
+@pytest.mark.parametrize(
+    "opener, expected",
+    [("And that's why I", 0.0), ("They just never", 0.3), ("I always", 1.0)],
+)
+def test_stands_alone_part(settings, opener, expected):
+    text = f"{opener} wanted the people at the council to hear what it is like to live on this estate."
+    (q,) = extract(make_transcript([("storyteller", text)]), settings.extract)[0]
+    assert q.why["stands_alone"] == expected
+
+
+def test_filler_and_confidence_parts(settings):
+    clean = make_transcript([("storyteller", "When I joined the group I found people who understood what I had been through all those years.")])
+    umm = make_transcript([("storyteller", "Um when I joined the group you know I found people who um understood what I had been through all those years.")])
+    (q_clean,), (q_umm,) = extract(clean, settings.extract)[0], extract(umm, settings.extract)[0]
+    assert q_clean.why["filler"] == 1.0 and q_umm.why["filler"] == 0.0
+    assert q_umm.score < q_clean.score
+    for w in clean.segments[0].words:
+        w.probability = 0.4
+    (q_unsure,) = extract(clean, settings.extract)[0]
+    assert q_unsure.why["confidence"] == pytest.approx(0.4) and q_unsure.score < q_clean.score
+
+
+def test_flow_shows_quotes_as_a_prefect_artifact(tmp_path, settings, prefect_harness):
+    from prefect import flow
+    from prefect.artifacts import Artifact
+
+    from storypipe.core.models import Consent
+    from storypipe.flows.stages import extract_task
+
+    store = Store(tmp_path).ensure()
+    transcript = make_transcript([("storyteller", "Margaret at the council finally treated me like an equal, "
+                                                  "and for the first time I felt my lived experience counted.")],
+                                 "anon-12345678")
+    story = make_story(transcript.story_id, consent=Consent(anonymise=True), names=["Margaret"])
+    write_model(store.story_dir(story.story_id) / "story.json", story.advance("transcribed"))
+    write_model(store.story_dir(story.story_id) / "transcript.json", transcript)
+
+    @flow
+    def extract_one():
+        return extract_task(str(tmp_path), story.story_id, settings)
+
+    assert extract_one() >= 1
+    artifact = Artifact.get(f"quotes-{story.story_id}")
+    assert artifact is not None and artifact.type == "markdown"
+    assert "Sharing power" in artifact.data and "[NAME]" in artifact.data and "Margaret" not in artifact.data
+    assert "Key phrases" in artifact.data
+
+
+def test_ends_turn_part(settings):
+    first = "When I joined the group I found people who understood what I had been through all those years."
+    last = "We painted the whole community centre together over one long weekend and it looked amazing after."
+    quotes, _, _ = extract(make_transcript([("storyteller", f"{first} {last}"), ("interviewer", "Lovely.")]),
+                           settings.extract)
+    by_text = {q.text: q for q in quotes}
+    if first in by_text:
+        assert by_text[first].why["ends_turn"] == 0.0
+    assert all(q.why["ends_turn"] == 1.0 for q in quotes if q.text.endswith(last))
+    assert any(q.text.endswith(last) for q in quotes)
+
+
+def test_a_lone_yeah_never_starts_or_ends_a_quote(settings):
+    text = ("Yeah. When I joined the group I found people who understood what I had been through all those years. "
+            "Mm-mm.")
+    quotes, _, _ = extract(make_transcript([("storyteller", text)]), settings.extract)
+    assert quotes and all(not q.text.startswith("Yeah") and not q.text.endswith("Mm-mm.") for q in quotes)
