@@ -28,32 +28,29 @@ def transcribe(subject: Story | Consent) -> str | None:
     return None if _consent(subject).transcript else f"not transcribed: {NO_TRANSCRIPT}"
 
 
-def clips(subject: Story | Consent) -> str | None:
+def _needs(subject: Story | Consent, answer: str, refused: str, why: str) -> str | None:
+    """None when the storyteller said yes to a transcript and to `answer`; otherwise the reason,
+    starting with what is not done (`refused`)."""
     c = _consent(subject)
     if not c.transcript:
-        return f"no clips: {NO_TRANSCRIPT}"
-    return None if c.clips else "no clips: the storyteller did not consent to clips being published"
+        return f"{refused}: {NO_TRANSCRIPT}"
+    return None if c.answers()[answer] else f"{refused}: the storyteller did not consent to {why}"
+
+
+def clips(subject: Story | Consent) -> str | None:
+    return _needs(subject, "clips", "no clips", "clips being published")
 
 
 def publish(subject: Story | Consent) -> str | None:
-    reason = clips(subject)
-    return reason.replace("no clips:", "not published:") if reason else None
+    return _needs(subject, "clips", "not published", "clips being published")
 
 
 def stage(subject: Story | Consent) -> str | None:
-    c = _consent(subject)
-    if not c.transcript:
-        return f"not staged: {NO_TRANSCRIPT}"
-    return None if c.full_story else "not staged: the storyteller did not consent to publishing the full story"
+    return _needs(subject, "full_story", "not staged", "publishing the full story")
 
 
 def report(subject: Story | Consent) -> str | None:
-    c = _consent(subject)
-    if not c.transcript:
-        return f"not in the report: {NO_TRANSCRIPT}"
-    if not c.answers()["report"]:
-        return "not in the report: the storyteller did not consent to their quotes being used in the report"
-    return None
+    return _needs(subject, "report", "not in the report", "their quotes being used in the report")
 
 
 def anonymise(subject: Story | Consent) -> bool:

@@ -267,6 +267,23 @@ def copy_slowly(src: Path, dest: Path, pieces: int = 8, pause_s: float = 0.25) -
             time.sleep(pause_s)
 
 
+def start_watch(root: Path, env: dict, out: Path) -> subprocess.Popen:
+    """`storypipe watch` in its own process group, its output in `out`, once it says it is watching."""
+    with out.open("w") as log_file:
+        proc = subprocess.Popen([str(STORYPIPE), "watch", "--root", str(root)], stdout=log_file,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    try:
+        while "Press Ctrl-C to stop" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)  # never left behind (its own group: start_new_session)
+        proc.wait()
+        raise
+    return proc
+
+
 def stopped(proc: subprocess.Popen, out: Path, timeout: float = 60) -> int:
     """The exit status; a process (group) that does not stop in time is killed, never left behind."""
     try:
@@ -307,14 +324,8 @@ def test_storypipe_watch_processes_arrivals_until_ctrl_c(tmp_path, prefect_api):
                STORYPIPE_RUN__TRANSCRIBE_PER_MACHINE="8",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", COLUMNS="200")
     out = tmp_path / "watch.log"
-    with out.open("w") as log_file:
-        proc = subprocess.Popen([str(STORYPIPE), "watch", "--root", str(root)], stdout=log_file,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = start_watch(root, env, out)
     try:
-        deadline = time.monotonic() + 60
-        while "Press Ctrl-C to stop" not in out.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
         started = time.monotonic()
         copy_slowly(first, inbox / first.name)
         story = wait_for_state(root, first.name, "extracted", proc, out)
@@ -372,14 +383,8 @@ def test_storypipe_watch_stops_cleanly_on_sigterm(tmp_path, prefect_api):
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env = {k: v for k, v in env.items() if not k.startswith("STORYPIPE_")}
     out = tmp_path / "watch.log"
-    with out.open("w") as log_file:
-        proc = subprocess.Popen([str(STORYPIPE), "watch", "--root", str(tmp_path / "root")], stdout=log_file,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = start_watch(tmp_path / "root", env, out)
     try:
-        deadline = time.monotonic() + 60
-        while "Press Ctrl-C to stop" not in out.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
-            time.sleep(0.1)
         time.sleep(0.5)
     finally:
         proc.terminate()

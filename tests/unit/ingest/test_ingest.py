@@ -343,18 +343,21 @@ def test_same_bytes_same_name_again_is_recognised(store, cfg):
     assert list(store.quarantine.iterdir()) == []
 
 
-def test_duplicate_with_the_same_sidecar_removes_both_copies(store, cfg):
+@pytest.mark.parametrize("stem", ["Interview 03", "copy of the interview"])
+def test_the_same_bytes_with_the_same_sidecar_are_the_same_story_and_both_copies_go(store, cfg, stem):
+    """Dropped again under the same name, or under another one."""
     story, data, sidecar_bytes = _ingest_once(store, cfg)
     before = snapshot(store.original_dir(story.story_id))
-    (store.inbox / "Interview 03.wav").write_bytes(data)
-    (store.inbox / "Interview 03.yaml").write_bytes(sidecar_bytes)
+    (store.inbox / f"{stem}.wav").write_bytes(data)
+    (store.inbox / f"{stem}.yaml").write_bytes(sidecar_bytes)
 
-    known, is_new = ingest.ingest_recording(store.inbox / "Interview 03.wav", store, cfg)
+    known, is_new = ingest.ingest_recording(store.inbox / f"{stem}.wav", store, cfg)
 
     assert (known.story_id, is_new) == (story.story_id, False)
     assert list(store.inbox.iterdir()) == []
     assert list(store.quarantine.iterdir()) == []
     assert snapshot(store.original_dir(story.story_id)) == before
+    assert len(list(store.transcripts.iterdir())) == 1
 
 
 def test_duplicate_with_a_different_sidecar_quarantines_the_sidecar(store, cfg):
@@ -594,21 +597,6 @@ def test_long_non_ascii_name_is_ingested_or_refused_cleanly(store, cfg):
     except IngestError:
         return
     assert len(story.story_id.encode()) <= 255
-
-
-def test_same_bytes_under_another_name_are_the_same_story(store, cfg):
-    story, data, sidecar_bytes = _ingest_once(store, cfg)
-    before = snapshot(store.original_dir(story.story_id))
-    (store.inbox / "copy of the interview.wav").write_bytes(data)
-    (store.inbox / "copy of the interview.yaml").write_bytes(sidecar_bytes)
-
-    known, is_new = ingest.ingest_recording(store.inbox / "copy of the interview.wav", store, cfg)
-
-    assert (known.story_id, is_new) == (story.story_id, False)
-    assert list(store.inbox.iterdir()) == []
-    assert list(store.quarantine.iterdir()) == []
-    assert snapshot(store.original_dir(story.story_id)) == before
-    assert len(list(store.transcripts.iterdir())) == 1
 
 
 def test_mono_and_multichannel_recordings_get_a_mono_speech_copy(store, cfg):
