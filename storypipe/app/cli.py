@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from storypipe.core import timefmt
-from storypipe.core.store import Store
+from storypipe.core.store import REPORT_HTML, Store
 from storypipe.core.settings import ConfigError, Settings, default_root, load_settings
 
 app = typer.Typer(
@@ -657,7 +657,7 @@ def demo(
     from storypipe.tasks import report
 
     written = report.write_report(store, load_settings(root))
-    console.print(f"\nA first findings report: {written.folder / report.REPORT_HTML}")
+    console.print(f"\nA first findings report: {written.folder / REPORT_HTML}")
     console.print(f"  No quotes are approved yet: try `storypipe review --root {root}`, approve some, then "
                   f"`storypipe report --root {root}`.")
     from storypipe.app import prefect_server

@@ -4,6 +4,7 @@ validated reads, atomic writes, and the per-story edit lock. No other module nam
 from __future__ import annotations
 
 import csv
+import re
 import io
 import logging
 import time
@@ -32,6 +33,9 @@ EDIT_LOCK_TIMEOUT_S = 10
 # A clip batch's files, under audio/clips/<batch>/ (CONTRACT.md).
 MANIFEST_FILE = "manifest.json"
 MANIFEST_CSV_FILE = "manifest.csv"
+# A findings report: reports/<yyyy-mm-dd>/ (tasks/report writes them).
+REPORT_MD, REPORT_HTML, REPORT_PDF = "report.md", "report.html", "report.pdf"
+REPORT_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MANIFEST_CSV_FIELDS = ["file", "video_file", "story_id", "quote_id", "start", "end", "duration_s", "title",
                        "privacyStatus", "playlist", "video_id"]
 
@@ -185,6 +189,16 @@ class Store:
             yield story
             if story != before:
                 write_model(self.story_path(story_id), story)
+
+    # ---- findings reports: reports/<day>/report.md, report.html (and report.pdf) ----
+
+    def report_dir(self, day: str) -> Path:
+        return self.reports / day
+
+    def report_days(self) -> list[str]:
+        """The days a report.html was made on, newest first."""
+        return sorted((p.parent.name for p in self.reports.glob(f"*/{REPORT_HTML}") if REPORT_DAY.match(p.parent.name)),
+                      reverse=True)
 
     # ---- clip batches: audio/clips/<batch>/manifest.json and manifest.csv ----
 

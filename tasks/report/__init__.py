@@ -34,7 +34,7 @@ from slugify import slugify
 
 from storypipe.core import timefmt
 from storypipe.core.jsonio import BadFileError, atomic_write_bytes, atomic_write_text
-from storypipe.core.store import Store
+from storypipe.core.store import REPORT_HTML, REPORT_MD, REPORT_PDF, Store
 from storypipe.core.models import KeyphrasesFile, Quote, Story
 from storypipe.core.settings import ReportSettings, Settings
 from storypipe.tasks.report import charts
@@ -45,7 +45,6 @@ from storypipe.tasks.common.themes import Codebook, codebook_path, load_codebook
 log = logging.getLogger("storypipe")
 
 TEMPLATES = Path(__file__).parent / "templates"
-REPORT_MD, REPORT_HTML, REPORT_PDF = "report.md", "report.html", "report.pdf"
 CHART_PREFIX = "chart-"  # the charts sit beside report.md, as the contract lists them
 # Beside report.md: the digest of the draft as written, to tell a team's edits from our own text.
 GENERATED_DIGEST = ".report.md.sha256"
@@ -386,7 +385,7 @@ def build(store: Store, settings: Settings, *, wanted: list[str] | None = None, 
         project=settings.project.name,
         purpose=cfg.purpose.strip(),
         method=cfg.method.strip(),
-        stories=story_entries(store, loaded, book, settings, store.reports / date.isoformat()),
+        stories=story_entries(store, loaded, book, settings, store.report_dir(date.isoformat())),
         hours=sum(s.source.duration_s for s in stories) / 3600,
         first_recorded=min(recorded, default=None),
         last_recorded=max(recorded, default=None),
@@ -507,7 +506,7 @@ def write_report(store: Store, settings: Settings, *, wanted: list[str] | None =
                  title: str | None = None, pdf: bool = False, date: dt.date | None = None) -> Written:
     """Build the report and write it to reports/<date>/: charts, report.md, report.html (and PDF)."""
     report = build(store, settings, wanted=wanted, title=title, date=date)
-    folder = store.reports / report.date.isoformat()
+    folder = store.report_dir(report.date.isoformat())
     folder.mkdir(parents=True, exist_ok=True)
     cfg = settings.report
     files = []
