@@ -30,6 +30,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,10 @@ def use_data(folder: Path) -> None:
     global DATA, CACHE
     DATA = folder.resolve()
     CACHE = REPO / "bench" / ".cache" / ("quotes" if DATA == REPO / "bench" / "quotes" else f"quotes-{DATA.name}")
+
+
+# "(laughs)", "(pause)" in a script: not words, never spoken into the audio.
+STAGE_DIRECTION = re.compile(r"\s*\([a-z ]+\)")
 
 
 def split_of(txt: Path, ann: dict) -> str:
@@ -144,7 +149,7 @@ def load_gold(split: str) -> list[Gold]:
         for line in txt.read_text("utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
                 speaker, _, text = line.partition(":")
-                turns.append((speaker.strip(), text.strip()))
+                turns.append((speaker.strip(), STAGE_DIRECTION.sub("", text).strip()))
         out.append(Gold(txt.stem, split_of(txt, ann), turns, ann["quotes"], ann.get("names", []),
                         ann.get("storyteller_pseudonym", "")))
     return out

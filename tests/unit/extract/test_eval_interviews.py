@@ -47,6 +47,7 @@ def test_each_interview_is_well_formed(meta_path):
     for quote in meta["quotes"]:
         inside = [t for t in storyteller if quote["text"] in t]
         assert inside, f"{meta_path.name}: not verbatim in one storyteller turn: {quote['text'][:60]}"
+        assert "(" not in quote["text"], "a stage direction such as (laughs) is not a word of a quote"
         assert 1 <= len(quote["themes"]) <= 2 and set(quote["themes"]) <= THEMES, quote["themes"]
     text = meta_path.with_suffix(".txt").read_text("utf-8")
     for name in meta.get("names", []):
