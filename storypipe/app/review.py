@@ -262,8 +262,7 @@ def new_quote(store: Store, story_id: str, start: float, end: float, based_on: s
             id=qid, text="".join(w.word for w in words).strip(), start=words[0].start, end=words[-1].end,
             speaker=speaker, score=1.0, status="approved", edited=True, why={"chosen_by_reviewer": 1.0},
         )
-        exists = store.quotes_path(story_id).exists()
-        quotes = store.read_quotes(story_id) if exists else QuotesFile(story_id=story_id)
+        quotes = store.read_quotes(story_id, missing_ok=True) or QuotesFile(story_id=story_id)
         quotes.quotes = [q for q in quotes.quotes if q.id != qid] + [quote]
         store.write_quotes(story_id, quotes)
     return quote

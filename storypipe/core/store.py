@@ -4,19 +4,23 @@ validated reads, atomic writes, and the per-story edit lock. No other module nam
 from __future__ import annotations
 
 import csv
-import re
 import io
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from filelock import FileLock
+from pydantic import BaseModel
 
 from storypipe.core.jsonio import BadFileError, atomic_write_text, read_model, write_model
 from storypipe.core.models import ClipBatch, KeyphrasesFile, QuotesFile, Story, Transcript
+
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger("storypipe")
 
@@ -38,6 +42,10 @@ REPORT_MD, REPORT_HTML, REPORT_PDF = "report.md", "report.html", "report.pdf"
 REPORT_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MANIFEST_CSV_FIELDS = ["file", "video_file", "story_id", "quote_id", "start", "end", "duration_s", "title",
                        "privacyStatus", "playlist", "video_id"]
+
+
+def _read(path: Path, cls: type[M], missing_ok: bool) -> M | None:
+    return None if missing_ok and not path.is_file() else read_model(path, cls)
 
 
 def manifest_csv(batch: ClipBatch) -> str:
@@ -136,14 +144,17 @@ class Store:
     def read_story(self, story_id: str) -> Story:
         return read_model(self.story_path(story_id), Story)
 
-    def read_transcript(self, story_id: str) -> Transcript:
-        return read_model(self.transcript_path(story_id), Transcript)
+    # A transcript, quotes and key phrases exist only once their stage has run: missing_ok=True
+    # gives None for a missing file (a file that is there but broken is still a BadFileError).
 
-    def read_quotes(self, story_id: str) -> QuotesFile:
-        return read_model(self.quotes_path(story_id), QuotesFile)
+    def read_transcript(self, story_id: str, missing_ok: bool = False) -> Transcript | None:
+        return _read(self.transcript_path(story_id), Transcript, missing_ok)
 
-    def read_keyphrases(self, story_id: str) -> KeyphrasesFile:
-        return read_model(self.keyphrases_path(story_id), KeyphrasesFile)
+    def read_quotes(self, story_id: str, missing_ok: bool = False) -> QuotesFile | None:
+        return _read(self.quotes_path(story_id), QuotesFile, missing_ok)
+
+    def read_keyphrases(self, story_id: str, missing_ok: bool = False) -> KeyphrasesFile | None:
+        return _read(self.keyphrases_path(story_id), KeyphrasesFile, missing_ok)
 
     def write_story(self, story: Story) -> Path:
         return write_model(self.story_path(story.story_id), story)

@@ -25,7 +25,7 @@ import numpy as np
 
 from storypipe.core.jsonio import BadFileError
 from storypipe.core.store import Store
-from storypipe.core.models import Clip, ClipBatch, Quote, Segment, Story, Transcript, Word, YouTubeMeta
+from storypipe.core.models import Clip, ClipBatch, KeyphrasesFile, Quote, Segment, Story, Transcript, Word, YouTubeMeta
 from storypipe.core.settings import ClipSettings, Settings
 from storypipe.tasks.common import audio, consent, formats, loudness
 from storypipe.tasks.common.anonymise import anonymise, hide_in_audio, redact_text
@@ -261,7 +261,7 @@ def _story_clips(store: Store, settings: Settings, items: list[Candidate], build
     story = items[0].story
     sid = story.story_id
     transcript = store.read_transcript(sid)
-    keyphrases = store.read_keyphrases(sid).keyphrases if store.keyphrases_path(sid).exists() else []
+    keyphrases = (store.read_keyphrases(sid, missing_ok=True) or KeyphrasesFile(story_id=sid)).keyphrases
     hidden = anonymise(transcript, story.metadata, settings) if consent.anonymise(story) else None
     text_source = hidden.transcript if hidden else transcript
     original = store.original_dir(story.story_id) / story.source.filename

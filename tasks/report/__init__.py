@@ -35,7 +35,7 @@ from slugify import slugify
 from storypipe.core import timefmt
 from storypipe.core.jsonio import BadFileError, atomic_write_bytes, atomic_write_text
 from storypipe.core.store import REPORT_HTML, REPORT_MD, REPORT_PDF, Store
-from storypipe.core.models import KeyphrasesFile, Quote, Story
+from storypipe.core.models import KeyphrasesFile, Quote, QuotesFile, Story
 from storypipe.core.settings import ReportSettings, Settings
 from storypipe.tasks.report import charts
 from storypipe.tasks.common import consent
@@ -177,8 +177,8 @@ def choose_stories(store: Store, wanted: list[str] | None) -> tuple[list[Story],
 def _load(store: Store, story: Story, settings: Settings) -> _Loaded:
     sid = story.story_id
     try:
-        quotes = store.read_quotes(sid).quotes if store.quotes_path(sid).exists() else []
-        phrases = store.read_keyphrases(sid) if store.keyphrases_path(sid).exists() else None
+        quotes = (store.read_quotes(sid, missing_ok=True) or QuotesFile(story_id=sid)).quotes
+        phrases = store.read_keyphrases(sid, missing_ok=True)
         hidden = None
         if consent.anonymise(story):
             cache = settings.run.state_folder(store.root) / ANONYMISED_CACHE

@@ -351,8 +351,8 @@ def stage_story(story_id: str, store: Store, settings: Settings) -> Path | None:
         return target
 
     transcript = store.read_transcript(story_id)
-    keyphrases = store.read_keyphrases(story_id) if store.keyphrases_path(story_id).exists() else None
-    quotes = store.read_quotes(story_id) if store.quotes_path(story_id).exists() else None
+    keyphrases = store.read_keyphrases(story_id, missing_ok=True)
+    quotes = store.read_quotes(story_id, missing_ok=True)
     anonymised = anonymise(transcript, story.metadata, settings) if consent.anonymise(story) else None
     # The reviewed text, with the reviewer's speaker names (anonymise leaves only the labels);
     # the cautions meant for the reviewer are not published.

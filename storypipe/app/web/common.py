@@ -3,6 +3,7 @@ by create_app), the answer to a refused or failed request, and reading a posted 
 
 from __future__ import annotations
 
+import html
 import secrets
 from typing import Annotated, Any
 
@@ -31,16 +32,12 @@ def problem(request: Request, status: int, message: str) -> Response:
     """A refusal or failure: JSON for the page's script, a short page for a person."""
     if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"error": message}, status_code=status)
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>storypipe</title><p role=alert>{_escape(message)}</p>"
+    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>storypipe</title><p role=alert>{html.escape(message, quote=False)}</p>"
                         "<p><a href=/>Back to the stories</a></p>", status_code=status)
 
 
 def same(given: object, expected: str) -> bool:
     return isinstance(given, str) and secrets.compare_digest(given, expected)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 async def app_form(request: Request) -> FormData | None:

@@ -91,8 +91,8 @@ def story_data(store: Store, story_id: str) -> dict:
     review.story_dir(store, story_id)  # checks the id first
     story = store.read_story(story_id)
     t_path, q_path = store.transcript_path(story_id), store.quotes_path(story_id)
-    transcript = store.read_transcript(story_id) if t_path.exists() else None
-    quotes = store.read_quotes(story_id) if q_path.exists() else QuotesFile(story_id=story_id)
+    transcript = store.read_transcript(story_id, missing_ok=True)
+    quotes = store.read_quotes(story_id, missing_ok=True) or QuotesFile(story_id=story_id)
     book = load_codebook(codebook_path(store.root, load_settings(store.root).extract.themes_file))
     api = {
         "story": json.loads(story.model_dump_json()),
