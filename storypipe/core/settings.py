@@ -251,6 +251,23 @@ class TranscribeSettings(Section):
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storypipe"
 
 
+class MeaningSettings(Section):
+    """Sentence embeddings (tasks/common/meaning.py); see [meaning]."""
+
+    package: str
+    archive: str
+    folder: str
+    sha256: str
+    batch_size: int = Field(gt=0)
+    max_tokens: int = Field(gt=0)
+    cache_dir: str
+
+    def model_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storypipe"
+
+
 class StereoSettings(Section):
     """Split-stereo detection and word attribution (tasks/transcribe/speakers.py); see [speakers.stereo]."""
 
@@ -495,6 +512,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
     speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
+    meaning: MeaningSettings = Field(default_factory=MeaningSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)
     stage: StageSettings = Field(default_factory=StageSettings)
