@@ -316,6 +316,8 @@ class QuoteWeights(Section):
     filler: float
     carries_themes: float
     ends_turn: float
+    central: float
+    on_theme: float
 
 
 class Lexicon(Section):
@@ -327,6 +329,7 @@ class Lexicon(Section):
     dangling_openers: list[str]
     unresolved_openers: list[str]
     reply_openers: list[str]
+    interviewer_phrases: list[str]
     stop_phrases: list[str]
 
 
@@ -343,6 +346,7 @@ class ExtractSettings(Section):
     # The keyphrases part of a quote's score is full at one key phrase per this many words.
     words_per_keyphrase: int
     # Two candidates this similar (rapidfuzz token_sort_ratio, 0..100) are one quote said twice.
+    fallback_length_share: float = Field(gt=0, le=1)
     duplicate_similarity: float
     # The themes codebook; empty means <root>/themes.toml if there is one, else config/themes.toml.
     themes_file: str

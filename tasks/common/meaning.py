@@ -101,7 +101,10 @@ def _encoder(folder: str, max_tokens: int):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub; make sure it is never asked
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars mean nothing to a volunteer
+    hf_logging.set_verbosity_error()
     model = SentenceTransformer(folder, device="cpu", local_files_only=True)
     model.max_seq_length = max_tokens
     return model

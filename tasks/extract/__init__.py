@@ -32,13 +32,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from storypipe.core import timefmt
 from storypipe.core.jsonio import BadFileError
 from storypipe.core.store import Store
 from storypipe.core.models import Entity, KeyPhrase, KeyphrasesFile, Quote, QuotesFile, Transcript, Word
-from storypipe.core.settings import ExtractSettings, Settings
+from storypipe.core.settings import ExtractSettings, MeaningSettings, Settings
+from storypipe.tasks.common import meaning
 from storypipe.tasks.common.nlp import join_words, load_nlp, speaker_turns, word_range
 from storypipe.tasks.common.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge_hits, tagger_for
 
@@ -60,6 +62,7 @@ class Sentence:
     tokens: list[str]  # lower-case token texts (no punctuation)
     has_verb: bool
     themes: Hits = field(default_factory=dict)  # theme descriptors this sentence matched
+    vector: np.ndarray | None = None  # what it means (tasks/common/meaning.py), unit length
 
 
 def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: list[Word]) -> list[Sentence]:
@@ -210,22 +213,32 @@ def entities_of(docs) -> list[Entity]:
     return [Entity(text=t, label=lbl, count=c) for (t, lbl), c in ranked]
 
 
-def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings):
-    """Every run of 1..max_sentences sentences in a turn that could be a quote."""
+def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings, shorter: bool = False):
+    """Every run of 1..max_sentences sentences in a turn that could be a quote. `shorter` lowers the
+    least length (words and seconds) by `fallback_length_share`, for a story with few long passages."""
+    share = cfg.fallback_length_share if shorter else 1.0
+    min_words, min_seconds = cfg.min_words * share, cfg.min_seconds * share
     for sents in sentences_by_turn:
         for i in range(len(sents)):
             for j in range(i + 1, min(i + cfg.max_sentences, len(sents)) + 1):
                 window = sents[i:j]
-                if window[-1].text.endswith("?"):
-                    break  # questions are the interviewer's part, even before speakers are known
+                if window[-1].text.endswith("?") or _is_interviewers(window[-1], cfg):
+                    break  # questions and recording chat are the interviewer's part, even when mislabelled
                 if _is_backchannel(window[0], cfg) or _is_backchannel(window[-1], cfg):
                     continue
                 n = sum(len(s.tokens) for s in window)
                 seconds = window[-1].words[-1].end - window[0].words[0].start
                 if n > cfg.max_words or seconds > cfg.max_seconds:
                     break
-                if n >= cfg.min_words and seconds >= cfg.min_seconds:
+                if n >= min_words and seconds >= min_seconds:
                     yield window, j == len(sents)
+
+
+def _is_interviewers(sentence: Sentence, cfg: ExtractSettings) -> bool:
+    """"Thank you." "I'll stop the recording now." The interviewer's stock lines: when the voices
+    were mixed up they reach the storyteller's turn, and they never belong in a quote."""
+    padded = " " + " ".join(sentence.tokens) + " "
+    return any(f" {p} " in padded for p in cfg.lexicon.interviewer_phrases)
 
 
 def _is_backchannel(sentence: Sentence, cfg: ExtractSettings) -> bool:
@@ -244,23 +257,80 @@ def _plain(text: str) -> str:
     return re.sub(r"[^\w\s']", " ", text.lower())
 
 
-def candidate_quotes(
+@dataclass
+class Scored:
+    """One window that could be a quote, with its score and the parts behind it."""
+
+    score: float
+    window: list[Sentence]
+    parts: dict[str, float]
+    themes: list
+
+
+def rank_share(values: list[float]) -> list[float]:
+    """Each value's place among the story's own (0 lowest, 1 highest; ties share a place). What a
+    passage means is judged against the rest of the same recording, not against a fixed cosine."""
+    if len(values) < 2:
+        return [1.0] * len(values)
+    v = np.asarray(values)
+    below = np.searchsorted(np.sort(v), v, side="left")
+    equal = np.searchsorted(np.sort(v), v, side="right") - below
+    return [round(float(x), 3) for x in (below + (equal - 1) / 2) / (len(v) - 1)]
+
+
+def window_vector(window: list[Sentence]) -> np.ndarray:
+    """A window's meaning: its sentences' vectors, weighted by their words."""
+    v = np.sum([s.vector * max(1, len(s.tokens)) for s in window], axis=0)
+    return v / (np.linalg.norm(v) or 1.0)
+
+
+def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], theme_vectors: np.ndarray
+                  ) -> list[dict[str, float]]:
+    """`central`: how near a window is to the storyteller's main thread (the words-weighted mean of
+    everything they said); `on_theme`: how near it is to the codebook's nearest theme. Both as a
+    place among this story's windows."""
+    if not windows:
+        return []
+    vectors = np.stack([window_vector(w) for w in windows])
+    thread = window_vector(all_sentences)
+    central = rank_share((vectors @ thread).tolist())
+    on_theme = rank_share((vectors @ theme_vectors.T).max(axis=1).tolist()) if len(theme_vectors) else [0.0] * len(windows)
+    return [{"central": c, "on_theme": t} for c, t in zip(central, on_theme)]
+
+
+def score_windows(
     sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
-    tagger: ThemeTagger,
-) -> list[Quote]:
-    """Every window scored; the best ones that neither overlap nor repeat a better one."""
+    tagger: ThemeTagger, theme_vectors: np.ndarray | None = None, shorter: bool = False,
+) -> list[Scored]:
+    """Every window scored, best first. With `theme_vectors` (and sentence vectors) the parts that
+    come from what the words mean are added."""
     keys = [k for k, _ in keyed]
     threshold = tagger.book.matching.suggest
+    windows = list(_windows(sentences_by_turn, cfg, shorter))
+    everything = [s for sents in sentences_by_turn for s in sents]
+    meant = (meaning_parts([w for w, _ in windows], everything, theme_vectors)
+             if theme_vectors is not None and everything and everything[0].vector is not None else None)
     scored = []
-    for window, ends_turn in _windows(sentences_by_turn, cfg):
+    for i, (window, ends_turn) in enumerate(windows):
         themes = tagger.rank(merge_hits([s.themes for s in window]))
         parts = score_parts(window, keys, cfg, sum(t.score for t in themes) / threshold)
         parts["ends_turn"] = 1.0 if ends_turn else 0.0
-        scored.append((weighted_score(parts, cfg), window, parts, themes))
-    scored.sort(key=lambda x: -x[0])
-    chosen: list[Quote] = []
-    used: set[int] = set()
-    for score, window, parts, themes in scored:
+        if meant is not None:
+            parts.update(meant[i])
+        scored.append(Scored(weighted_score(parts, cfg), window, parts, themes))
+    scored.sort(key=lambda x: -x.score)
+    return scored
+
+
+def candidate_quotes(scored: list[Scored], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
+                     more: list[Scored] = (), chosen: list[Quote] | None = None, used: set[int] | None = None
+                     ) -> list[Quote]:
+    """The best windows that neither overlap nor repeat a better one, up to max_quotes; then, if
+    that leaves fewer, the best of `more` (shorter windows) in the gaps."""
+    chosen = [] if chosen is None else chosen
+    used = set() if used is None else used
+    for item in scored:
+        window, parts, themes = item.window, item.parts, item.themes
         span = {id(w) for s in window for w in s.words}
         text = " ".join(s.text for s in window)
         if span & used or is_near_duplicate(text, [q.text for q in chosen], cfg.duplicate_similarity):
@@ -275,15 +345,27 @@ def candidate_quotes(
                 start=start,
                 end=end,
                 speaker=window[0].speaker,
-                score=score,
+                score=item.score,
                 keyphrases=[kp.text for k, kp in keyed if f" {k} " in lemmas],
                 themes=[t.theme for t in themes if t.tagged],
                 why={**parts, "themes": {t.theme: {"score": t.score, "cues": t.cues, "tagged": t.tagged} for t in themes}},
             )
         )
         if len(chosen) >= cfg.max_quotes:
-            break
-    return chosen
+            return sorted(chosen, key=lambda q: -q.score)
+    if more:
+        chosen = candidate_quotes(list(more), keyed, cfg, chosen=chosen, used=used)
+    return sorted(chosen, key=lambda q: -q.score)
+
+
+def theme_vectors(book, cfg: MeaningSettings) -> np.ndarray:
+    """One vector per theme: its name with its description, and each descriptor's text, averaged."""
+    rows = []
+    for theme in book.themes:
+        texts = [f"{theme.name}. {theme.description}".strip(". ")] + [d.text for d in theme.descriptors]
+        v = meaning.embed(texts, cfg).mean(axis=0)
+        rows.append(v / (np.linalg.norm(v) or 1.0))
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
 def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
@@ -295,16 +377,23 @@ def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
 
 
 def extract(
-    transcript: Transcript, cfg: ExtractSettings, themes_path: Path = PROJECT_THEMES
+    transcript: Transcript, cfg: ExtractSettings, themes_path: Path = PROJECT_THEMES,
+    meaning_cfg: MeaningSettings | None = None,
 ) -> tuple[list[Quote], list[KeyPhrase], list[Entity]]:
     """Quotes, key phrases and entities from the storyteller's speech (everyone's but the interviewer's)."""
+    meaning_cfg = meaning_cfg or MeaningSettings()
     nlp = load_nlp(cfg.spacy_model)
     tagger = tagger_for(nlp, themes_path)
     turns = [(spk, words) for spk, words in speaker_turns(transcript) if spk != INTERVIEWER]
     sentences = [_sentences_of_turn(nlp, tagger, spk, words) for spk, words in turns]
+    flat = [s for sents in sentences for s in sents]
+    for sentence, vector in zip(flat, meaning.embed([s.text for s in flat], meaning_cfg)):
+        sentence.vector = vector
+    themes = theme_vectors(tagger.book, meaning_cfg)
     docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
     keyphrases, keyed = keyphrases_of(docs, cfg)
-    quotes = candidate_quotes(sentences, keyed, cfg, tagger)
+    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes), keyed, cfg,
+                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True))
     return quotes, keyphrases, entities_of(docs)
 
 
@@ -313,7 +402,7 @@ def extract_story(story_id: str, store: Store, settings: Settings) -> QuotesFile
     transcript = store.read_transcript(story_id)
     started = time.monotonic()
     quotes, keyphrases, entities = extract(
-        transcript, settings.extract, codebook_path(store.root, settings.extract.themes_file)
+        transcript, settings.extract, codebook_path(store.root, settings.extract.themes_file), settings.meaning
     )
     # The decisions are read, merged and written under the edit lock, so one a reviewer makes
     # while the quotes are computed is kept, not overwritten.

@@ -243,3 +243,63 @@ def test_a_lone_yeah_never_starts_or_ends_a_quote(settings):
             "Mm-mm.")
     quotes, _, _ = extract(make_transcript([("storyteller", text)]), settings.extract)
     assert quotes and all(not q.text.startswith("Yeah") and not q.text.endswith("Mm-mm.") for q in quotes)
+
+
+def test_meaning_parts_are_shown_and_follow_the_codebook(settings):
+    """Two passages alike in every word-list part; the one about the codebook's themes (being heard,
+    sharing power) ranks above the one about the weather, by `on_theme` alone."""
+    settings.extract.weights = settings.extract.weights.model_copy(
+        update={k: 0.0 for k in settings.extract.weights.model_dump() if k != "on_theme"})
+    transcript = make_transcript([
+        ("storyteller", "The staff finally sat down with us and let us decide how the money for the service was spent. "
+                        "The rain kept falling on the car park every single morning of that long wet winter."),
+    ])
+    quotes, _, _ = extract(transcript, settings.extract)
+    assert {"central", "on_theme"} <= set(quotes[0].why)
+    assert "decide how the money" in quotes[0].text
+    assert quotes[0].why["on_theme"] > quotes[-1].why["on_theme"]
+
+
+def test_rank_share_is_relative_to_the_story():
+    from storypipe.tasks.extract import rank_share
+
+    assert rank_share([0.2, 0.9, 0.5]) == [0.0, 1.0, 0.5]
+    assert rank_share([0.3, 0.3]) == [0.5, 0.5]
+    assert rank_share([0.7]) == [1.0]
+
+
+def test_interviewers_stock_lines_never_reach_a_quote(settings):
+    """Voices mixed up: the interviewer's goodbye is labelled storyteller (issue 16's top quote)."""
+    transcript = make_transcript([
+        ("storyteller", "I'd say to anyone thinking about it, give it a go, because it gave me my confidence back. "
+                        "Which is brilliant. Thank you. I'll stop the recording now."),
+    ])
+    quotes, _, _ = extract(transcript, settings.extract)
+    assert quotes
+    for q in quotes:
+        assert "thank you" not in q.text.lower() and "recording" not in q.text.lower()
+
+
+def test_max_quotes_are_given_when_the_storyteller_said_enough(settings):
+    """Many short turns: full-length windows alone give fewer than max_quotes; shorter ones fill in."""
+    answers = [
+        "We ran the café on Fridays for the whole street.",
+        "My son learned to cook there with the older men.",
+        "The council paid for the ovens after we asked twice.",
+        "I felt useful again after years at home alone.",
+        "Nobody told us what to do, we just did it together.",
+        "The money ran out in March and we carried on anyway.",
+        "Now the school sends families to us every single week.",
+        "My neighbour found work through the people she met.",
+        "We wrote the menu in four languages for everyone.",
+        "The first winter we had nowhere warm to meet at all.",
+        "It changed how the housing office talks to us now.",
+        "I would tell anyone to start small and keep going.",
+    ]
+    turns = []
+    for i, answer in enumerate(answers):
+        turns += [("interviewer", f"And what happened next, in part {i + 1}?"), ("storyteller", answer)]
+    settings.extract.min_words = 12  # each answer is shorter: only the fallback can find them
+    quotes, _, _ = extract(make_transcript(turns), settings.extract)
+    assert len(quotes) == settings.extract.max_quotes
+    assert all(q.speaker == "storyteller" for q in quotes)
