@@ -65,7 +65,7 @@ def use_data(folder: Path) -> None:
     """Evaluate another folder of interviews; its audio and pipeline output are cached apart."""
     global DATA, CACHE
     DATA = folder.resolve()
-    CACHE = REPO / "bench" / ".cache" / ("quotes" if DATA == REPO / "bench" / "quotes" else f"quotes-{DATA.name}")
+    CACHE = REPO / "bench" / ".cache" / ("quotes" if DATA == REPO / "bench" / "quotes" else f"quotes-{DATA.name}-v2")
 
 
 # "(laughs)", "(pause)" in a script: not words, never spoken into the audio.
@@ -74,7 +74,20 @@ STAGE_DIRECTION = re.compile(r"\s*\([a-z ]+\)")
 
 def split_of(txt: Path, ann: dict) -> str:
     return ann.get("split") or ("tune" if int(txt.name.split("-")[1]) % 2 else "test")
-VOICES = {"interviewer": "en-us+m3", "storyteller": "en-us+f2"}  # as the demo sample
+VOICES = {"interviewer": "en-us+m3", "storyteller": "en-us+f2"}  # as the demo sample (bench/quotes)
+# bench/interviews (issue 16): twelve voice pairs (interviewer, storyteller, with espeak pitch),
+# mixed and same gender, some close in pitch. The interviews of a split take them in turn, so each
+# split hears all twelve; every second one is split stereo (one voice per channel) and every third
+# has a noisy room.
+VOICE_PAIRS = [
+    (("en-gb+m3", 50), ("en-gb+f2", 50)), (("en-us+f4", 55), ("en-gb-scotland+m1", 40)),
+    (("en-gb+m1", 45), ("en-gb-x-rp+m5", 55)), (("en-us+f2", 60), ("en-gb+f5", 50)),
+    (("en-gb-x-gbclan+m2", 50), ("en-us+m4", 45)), (("en-gb+f3", 50), ("en-029+m3", 50)),
+    (("en-us-nyc+m6", 40), ("en-gb-x-gbcwmd+f1", 55)), (("en-gb-x-rp+f4", 65), ("en-gb+f1", 60)),
+    (("en-us+m7", 35), ("en-gb+m2", 40)), (("en-gb-scotland+f2", 50), ("en-us+m1", 50)),
+    (("en-gb-x-gbcwmd+m4", 45), ("en-gb-x-rp+m3", 50)), (("en-029+f3", 55), ("en-us+f1", 55)),
+]
+NOISY_ROOM_DBFS = -38.0  # about 16 dB below the voices (build_interview puts them near -22 dBFS)
 WPM = 150
 TOP = 10
 COVER, PURITY = 0.6, 0.4
@@ -160,13 +173,17 @@ def prepare(golds: list[Gold]) -> Path:
     root = CACHE / "root"
     todo = [g for g in golds if not (CACHE / f"{g.name}.turns.json").exists()]
     for g in todo:
-        print(f"synthesising {g.name}", file=sys.stderr)
-        interview = build_interview(g.turns, VOICES, words_per_minute={"interviewer": WPM, "storyteller": WPM})
+        voices, pitch, stereo, noise = recording_of(g)
+        print(f"synthesising {g.name}: {voices}, {'split stereo' if stereo else 'mono'}"
+              f"{', noisy room' if noise else ''}", file=sys.stderr)
+        interview = build_interview(g.turns, voices, words_per_minute={"interviewer": WPM, "storyteller": WPM},
+                                    pitch=pitch, **({"noise_db": NOISY_ROOM_DBFS} if noise else {}))
         inbox = root / "audio" / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
-        pcm = (np.clip(interview.mono, -1, 1) * 32767).astype("<i2")
+        audio = interview.stereo if stereo else interview.mono
+        pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
         with wave.open(str(inbox / f"{g.name}.wav"), "wb") as w:
-            w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
+            w.setnchannels(2 if stereo else 1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
             w.writeframes(pcm.tobytes())
         (inbox / f"{g.name}.yaml").write_text(
             yaml.safe_dump({"title": g.name, "storyteller": g.pseudonym,
@@ -180,6 +197,16 @@ def prepare(golds: list[Gold]) -> Path:
         print(f"running storypipe on {len(todo)} interviews", file=sys.stderr)
         subprocess.run([exe, "run", "--root", str(root)], check=False, env=env)
     return root
+
+
+def recording_of(g: Gold) -> tuple[dict[str, str], dict[str, int], bool, bool]:
+    """Voices, pitches, split stereo or not, noisy room or not, for one interview."""
+    if DATA != INTERVIEWS:
+        return VOICES, {}, False, False
+    names = [x.name for x in load_gold(g.split)]
+    k = names.index(g.name)
+    (iv, ip), (sv, sp) = VOICE_PAIRS[k % len(VOICE_PAIRS)]
+    return {"interviewer": iv, "storyteller": sv}, {"interviewer": ip, "storyteller": sp}, k % 2 == 1, k % 3 == 2
 
 
 def transcript_of(root: Path, name: str) -> Transcript:
@@ -325,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help="the folder of interviews (default: bench/quotes; "
                     "the independent set of issue 16: bench/interviews)")
     ap.add_argument("--write", type=Path, help="append the Markdown result to this file")
+    ap.add_argument("--only", help="only the interviews whose name holds this text")
     ap.add_argument("--text", action="store_true", help="the scripts as transcripts (no audio): quick, for tuning")
     ap.add_argument("--verbose", action="store_true", help="list missed quotes, theme errors and names")
     args = ap.parse_args(argv)
@@ -336,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             with args.write.open("a", encoding="utf-8") as f:
                 f.write(text + "\n")
         return 0
-    golds = load_gold(args.split)
+    golds = [g for g in load_gold(args.split) if not args.only or args.only in g.name]
     if args.text:
         settings = load_settings()
         pairs = [text_transcript(g) for g in golds]
