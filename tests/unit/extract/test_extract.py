@@ -303,3 +303,19 @@ def test_max_quotes_are_given_when_the_storyteller_said_enough(settings):
     quotes, _, _ = extract(make_transcript(turns), settings.extract)
     assert len(quotes) == settings.extract.max_quotes
     assert all(q.speaker == "storyteller" for q in quotes)
+
+
+def test_a_quote_never_crosses_a_change_of_speaker(settings):
+    """The interviewer's short "Mm, right." between two storyteller sentences splits the turn: no
+    quote runs across it, and none holds an interviewer's word."""
+    transcript = make_transcript([
+        ("storyteller", "I felt for the first time that my lived experience counted as real expertise."),
+        ("interviewer", "Were there difficult moments too, along the way for you and the group?"),
+        ("storyteller", "The hardest part was when the funding stopped and nobody told us why it ended."),
+    ])
+    interviewer = transcript.segments[1]
+    quotes, _, _ = extract(transcript, settings.extract)
+    assert quotes
+    for q in quotes:
+        assert not (q.start < interviewer.end and q.end > interviewer.start)
+        assert "difficult moments" not in q.text
