@@ -5,8 +5,11 @@ in "one voice per channel" stereo, without shipping a real person's voice. Each 
 spoken by espeak-ng in its speaker's voice, turns are joined with short pauses, and we keep the
 sample span of every turn as ground truth. Nothing here touches the network.
 
-Used by `tests/unit/transcribe/test_speakers.py` (short scripts, fake word timings) and `bench/speakers.py` (longer
-scripts, real Whisper words).
+Used by `tests/unit/transcribe/test_speakers.py` (short scripts, fake word timings) and `bench/speakers.py`:
+`PAIR_CASES`, 24 voice pairs speaking excerpts of the written interviews in bench/interviews (tune/test
+by the interview's number, fixed before tuning), some with room sound (`Room`: pink or brown noise
+at a stated SNR, optional reverb); `TIMBRE_CASES`, one espeak timbre twice (shown, not a target); and
+`real_recordings()`, two-person splices of real speech in bench/audio (see its ATTRIBUTION.md).
 """
 
 from __future__ import annotations
@@ -92,11 +95,14 @@ def build_interview(
     channel_of: dict[str, int] | None = None,
     lead_in: float = 0.4,
     seed: int = 0,
+    room: Room | None = None,
 ) -> Interview:
     """Speak a script of (speaker, text) turns; mono mix + one-voice-per-channel stereo + turn spans.
 
     `bleed_db` is how loud each voice is on the other speaker's channel (a lapel mic hears the other
     person a little); `noise_db` adds a constant white-noise floor (dBFS RMS) to every channel.
+    `room` adds a room: each voice through a short reverberant tail, then coloured noise at the
+    room's signal-to-noise ratio (against the speech level of that channel) on every channel.
     """
     wpm = words_per_minute or {}
     pitches = pitch or {}
@@ -107,6 +113,8 @@ def build_interview(
         if i:
             t += int(pauses[i % len(pauses)] * SAMPLE_RATE)
         pcm = _trim(synthesize(text, voices[speaker], wpm.get(speaker, 160), pitches.get(speaker)))
+        if room is not None and room.rt60_s > 0:
+            pcm = reverberate(pcm, room.rt60_s, seed + i)
         pcm = pcm / (np.sqrt(np.mean(pcm**2)) + 1e-9) * 0.08  # both voices at about -22 dBFS RMS
         pieces.append((speaker, pcm, t))
         t += len(pcm)
@@ -126,7 +134,49 @@ def build_interview(
         level = 10 ** (noise_db / 20)
         stereo += (rng.standard_normal(stereo.shape) * level).astype(np.float32)
         mono += (rng.standard_normal(mono.shape) * level).astype(np.float32)
+    if room is not None:
+        rng = np.random.default_rng(seed + 1)
+        speech = np.concatenate([np.arange(int(tn.start * SAMPLE_RATE), int(tn.end * SAMPLE_RATE)) for tn in turns])
+        for x in (mono, stereo[:, 0], stereo[:, 1]):
+            level = np.sqrt(np.mean(x[speech] ** 2)) * 10 ** (-room.snr_db / 20)
+            x += (coloured_noise(len(x), room.noise, rng) * level).astype(np.float32)
     return Interview(mono=mono, stereo=stereo, turns=turns, channel_of=channel_of)
+
+
+@dataclass(frozen=True)
+class Room:
+    """Room sound added to a synthetic interview: coloured noise at a signal-to-noise ratio, and
+    an optional reverberant tail (RT60, seconds; 0 for none)."""
+
+    noise: str  # "pink" (1/f: fan, traffic hum) or "brown" (1/f², rumble)
+    snr_db: float
+    rt60_s: float = 0.0
+
+    def describe(self) -> str:
+        tail = f", reverb RT60 {self.rt60_s:.1f} s" if self.rt60_s else ""
+        return f"{self.noise} noise at {self.snr_db:.0f} dB SNR{tail}"
+
+
+def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS noise with a 1/f (pink) or 1/f² (brown) power spectrum, shaped in the frequency domain."""
+    power = {"white": 0.0, "pink": 1.0, "brown": 2.0}[colour]
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    spectrum *= 1.0 / np.maximum(f, 20.0) ** (power / 2)  # below 20 Hz held flat: no DC drift
+    x = np.fft.irfft(spectrum, n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def reverberate(pcm: np.ndarray, rt60_s: float, seed: int) -> np.ndarray:
+    """The voice in a room: convolved with exponentially decaying noise (RT60 = 60 dB of decay),
+    the direct sound first."""
+    from scipy.signal import fftconvolve
+
+    rng = np.random.default_rng(seed)
+    n = int(rt60_s * SAMPLE_RATE)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n) * 0.3
+    tail[0] = 1.0
+    return fftconvolve(pcm, tail)[: len(pcm) + n].astype(np.float32)
 
 
 def turn_words(turn: Turn) -> list[Word]:
@@ -225,12 +275,321 @@ SCRIPTS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-# (name, script, voices, words per minute, pitch): three voice pairs of increasing difficulty.
-BENCH_CASES: list[tuple[str, str, dict[str, str], dict[str, int], dict[str, int]]] = [
-    ("m3/f2 (male/female)", "housing", {"interviewer": "en-us+m3", "storyteller": "en-us+f2"},
-     {"interviewer": 165, "storyteller": 150}, {}),
-    ("m1/f4 (gb male/gb female)", "health", {"interviewer": "en+m1", "storyteller": "en+f4"},
-     {"interviewer": 160, "storyteller": 145}, {}),
-    ("m3/m7 (two male voices)", "youth", {"interviewer": "en-us+m3", "storyteller": "en+m7"},
-     {"interviewer": 170, "storyteller": 155}, {"interviewer": 45, "storyteller": 60}),
+# --- the measured set (bench/speakers.py): voice pairs over the independent interviews -------------
+
+PROJECT = Path(__file__).resolve().parent.parent
+INTERVIEWS = PROJECT / "bench" / "interviews"
+REAL_AUDIO = PROJECT / "bench" / "audio"  # copies of ../shared/audio clips, see its ATTRIBUTION.md
+JFK = PROJECT / "tests" / "data" / "jfk.flac"
+STAGE_DIRECTION = re.compile(r"\s*\([a-z ]+\)")  # "(laughs)": not words, never spoken
+# Turn gaps closer than PAUSES_S (people who answer quickly), for some pairs.
+TIGHT_PAUSES_S: tuple[float, ...] = (0.25, 0.15, 0.4, 0.2, 0.3, 0.12)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An espeak-ng voice: "<language>[+<variant>]", speed (words per minute) and pitch (0-99, 50 default)."""
+
+    voice: str
+    wpm: int = 155
+    pitch: int | None = None
+
+    def describe(self) -> str:
+        return self.voice + (f" -p {self.pitch}" if self.pitch is not None else "") + f" -s {self.wpm}"
+
+
+@dataclass(frozen=True)
+class PairCase:
+    """One synthetic two-person interview: an excerpt of a written interview, two voices, a kind."""
+
+    script: str  # stem of a bench/interviews/*.txt file; its number decides the split
+    interviewer: Voice
+    storyteller: Voice
+    kind: str  # "female/male", "two male", "two female", "one voice, pitch apart"...
+    room: Room | None = None  # the pair is also measured with this room sound
+    tight: bool = False  # quick turn-taking (TIGHT_PAUSES_S) instead of PAUSES_S
+    full: bool = False  # the whole interview rather than an excerpt
+
+    @property
+    def split(self) -> str:
+        return split_of(self.script)
+
+    @property
+    def name(self) -> str:
+        return f"{self.interviewer.voice}/{self.storyteller.voice}" + (" (whole interview)" if self.full else "")
+
+    def build(self, room: Room | None = None, bleed_db: float = -20.0) -> Interview:
+        turns = load_script(self.script)
+        if not self.full:
+            turns = excerpt(turns)
+        voices = {"interviewer": self.interviewer, "storyteller": self.storyteller}
+        return build_interview(
+            turns, {k: v.voice for k, v in voices.items()}, {k: v.wpm for k, v in voices.items()},
+            {k: v.pitch for k, v in voices.items() if v.pitch is not None}, bleed_db=bleed_db,
+            noise_db=-65.0, pauses=TIGHT_PAUSES_S if self.tight else PAUSES_S, room=room,
+            seed=sum(map(ord, self.script)))
+
+
+def split_of(script: str) -> str:
+    """The split fixed before any tuning (bench/interviews/README.md): odd numbers tune, even test."""
+    return "tune" if int(script.split("-")[1]) % 2 else "test"
+
+
+def load_script(stem: str) -> list[tuple[str, str]]:
+    """(speaker, text) turns of a written interview, stage directions left out."""
+    turns = []
+    for line in (INTERVIEWS / f"{stem}.txt").read_text("utf-8").splitlines():
+        speaker, sep, text = line.partition(":")
+        if sep and speaker.strip() in ("interviewer", "storyteller"):
+            text = STAGE_DIRECTION.sub("", text).strip()
+            if text:
+                turns.append((speaker.strip(), text))
+    return turns
+
+
+def excerpt(turns: list[tuple[str, str]], head_words: int = 150, tail_words: int = 50,
+            turn_words: int = 70) -> list[tuple[str, str]]:
+    """The opening turns (recording small talk, the first question and answers) up to head_words,
+    and the closing turns (thanks, goodbye) from tail_words before the end, each turn cut to its
+    first whole sentences within turn_words: about 90 s of speech, short and long turns kept."""
+    def shorten(turn):
+        sentences = re.split(r"(?<=[.?!])\s+", turn[1])
+        kept = sentences[:1]
+        for sentence in sentences[1:]:
+            if len(" ".join(kept + [sentence]).split()) > turn_words:
+                break
+            kept.append(sentence)
+        return turn[0], " ".join(kept)
+
+    turns = [shorten(t) for t in turns]
+
+    def upto(seq, limit):
+        out, n = [], 0
+        for turn in seq:
+            if n >= limit:
+                break
+            out.append(turn)
+            n += len(turn[1].split())
+        return out
+
+    head = upto(turns, head_words)
+    tail = upto(reversed(turns[len(head):]), tail_words)[::-1]
+    return head + tail
+
+
+_P, _B = "pink", "brown"
+# 24 distinct pairs, one per written interview (and one whole interview); the interview's number
+# decides tune or test. They cover female/male, two men, two women, female/male brought close in pitch
+# with -p (the median F0 of each, measured, in the kind), and the odd synthetic timbres (klatt,
+# croak). Speeds differ a little, as people's do. Eight also with room sound.
+PAIR_CASES: list[PairCase] = [
+    # tune
+    PairCase("wa-01-youth-panel-middlesbrough", Voice("en-us+m3", 165), Voice("en+f2", 150), "female/male"),
+    PairCase("wa-03-peer-research-glasgow", Voice("en-gb-x-rp+m2", 160, 85), Voice("en+f2", 150, 20),
+             "female/male, close in pitch (151/156 Hz)", room=Room(_P, 20.0)),
+    PairCase("wa-05-release-day-leeds", Voice("en+f3", 160), Voice("en+f4", 150), "two female", tight=True),
+    PairCase("wa-07-pantry-burnley", Voice("en+m7", 160, 75), Voice("en-029+f1", 150, 25),
+             "female/male, close in pitch (139/145 Hz)"),
+    PairCase("wb-01-short-breaks-small-heath", Voice("en+klatt", 160), Voice("en-us+m1", 150), "two male",
+             room=Room(_B, 15.0, 0.3)),
+    PairCase("wb-03-peer-research-belfast", Voice("en-gb-scotland+m4", 165), Voice("en-gb-x-gbclan+m3", 155), "two male"),
+    PairCase("wb-05-access-group-port-talbot", Voice("en-029+f1", 160), Voice("en-us-nyc+f5", 150), "two female",
+             tight=True),
+    PairCase("wb-07-gp-access-walsall", Voice("en-us+Alex", 160), Voice("en+Andy", 155), "two male",
+             room=Room(_P, 10.0)),
+    PairCase("wc-01-bristol-maternity-letters", Voice("en+m1", 160), Voice("en+m3", 150), "two male, close in pitch"),
+    PairCase("wc-03-plymouth-care-leavers-housing", Voice("en-us+m6", 160, 85), Voice("en-us+f2", 150, 15),
+             "female/male, close in pitch (150/150 Hz)", tight=True),
+    PairCase("wc-05-teign-valley-carers", Voice("en-gb-x-gbcwmd+m5", 160), Voice("en-us+m6", 150), "two male",
+             room=Room(_B, 10.0, 0.4)),
+    PairCase("wc-07-whitechapel-rollabouts", Voice("en-us+Annie", 160), Voice("en-gb-x-rp+f3", 150), "two female"),
+    # test
+    PairCase("wa-02-dementia-carers-galloway", Voice("en+m3", 165), Voice("en-us+f4", 150), "female/male"),
+    PairCase("wa-02-dementia-carers-galloway", Voice("en-us+m1", 160), Voice("en+m6", 150), "two male", full=True),
+    PairCase("wa-04-welcome-guide-sunderland", Voice("en-us+m1", 160, 80), Voice("en-us+f4", 150, 15),
+             "female/male, close in pitch (131/132 Hz)", room=Room(_P, 20.0)),
+    PairCase("wa-06-buses-dingwall", Voice("en-us+f3", 160), Voice("en+f5", 150), "two female", tight=True),
+    PairCase("wa-08-ward-nights-newcastle", Voice("en+klatt", 160, 80), Voice("en+f5", 150, 5),
+             "female/male, close in pitch (140/140 Hz)"),
+    PairCase("wb-02-brothers-table-cardiff", Voice("en+klatt2", 160), Voice("en-us+m3", 150), "two male",
+             room=Room(_B, 15.0, 0.3)),
+    PairCase("wb-04-youth-housing-stoke", Voice("en-us+m8", 165), Voice("en-gb-scotland+m2", 155), "two male"),
+    PairCase("wb-06-women-leaving-prison-derry", Voice("en-us+f1", 160), Voice("en-029+f2", 150), "two female",
+             tight=True),
+    PairCase("wb-08-welcome-course-newport", Voice("en+Denis", 160), Voice("en-us+Mike", 155), "two male",
+             room=Room(_P, 10.0)),
+    PairCase("wc-02-deptford-probation-panel", Voice("en+m2", 160), Voice("en+m6", 150), "two male, close in pitch"),
+    PairCase("wc-04-brighton-recovery-college", Voice("en+Denis", 160, 85), Voice("en-us-nyc+f2", 150, 15),
+             "female/male, close in pitch (145/151 Hz)", tight=True),
+    PairCase("wc-06-southampton-peer-research", Voice("en-us+m4", 160), Voice("en+croak", 150), "two male",
+             room=Room(_B, 10.0, 0.4)),
+    PairCase("wc-08-reading-commissioning-panel", Voice("en-us-nyc+f2", 160), Voice("en-gb-x-rp+f4", 150),
+             "two female"),
 ]
+
+
+# One timbre twice: one espeak variant at two pitches, or in two accents. The voice encoder hears
+# these as one voice (their centres are as alike as one voice reading two texts, 0.95-0.98), as
+# it would one person speaking higher: measured and shown apart, not a target (an interview of one
+# person is declared with `speakers: 1`).
+TIMBRE_CASES: list[PairCase] = [
+    PairCase("wa-03-peer-research-glasgow", Voice("en-gb-x-rp+m2", 160), Voice("en-us+m2", 150, 40),
+             "one variant (m2), two accents and pitches"),
+    PairCase("wa-07-pantry-burnley", Voice("en-us+m7", 160, 40), Voice("en-us+m7", 150, 60), "one voice, pitch 40/60"),
+    PairCase("wc-03-plymouth-care-leavers-housing", Voice("en-us+f2", 160, 45), Voice("en-us+f2", 150, 60),
+             "one voice, pitch 45/60", tight=True),
+    PairCase("wa-04-welcome-guide-sunderland", Voice("en-gb-x-gbclan+m3", 160), Voice("en+m3", 150),
+             "one variant (m3), two accents"),
+    PairCase("wa-08-ward-nights-newcastle", Voice("en+m7", 160, 40), Voice("en+m7", 150, 60), "one voice, pitch 40/60"),
+    PairCase("wc-04-brighton-recovery-college", Voice("en+f2", 160, 40), Voice("en+f2", 150, 60),
+             "one voice, pitch 40/60", tight=True),
+]
+
+
+# --- real speech: two people spliced from the recordings in bench/audio --------------------------
+
+
+@dataclass
+class Recording:
+    """Real speech with who spoke when: `spans` (start, end, speaker), and `speaker_at` for scoring."""
+
+    name: str
+    split: str
+    mono: np.ndarray
+    spans: list[tuple[float, float, str]]
+    natural: bool = False  # a real conversation (score only where one person speaks), not a splice
+
+    @property
+    def duration(self) -> float:
+        return len(self.mono) / SAMPLE_RATE
+
+    def speaker_at(self, t: float) -> str | None:
+        """Splices: the piece holding t, else the nearest. Natural: the one speaker active at t, else None."""
+        active = [s for a, b, s in self.spans if a <= t <= b]
+        if self.natural:
+            return active[0] if len(set(active)) == 1 else None
+        if active:
+            return active[0]
+        return min(self.spans, key=lambda sp: min(abs(t - sp[0]), abs(t - sp[1])))[2]
+
+
+def _load(path: Path) -> np.ndarray:
+    from storypipe.tasks.common.audio import decode_pcm16
+
+    return decode_pcm16(path, SAMPLE_RATE, 1).astype(np.float32) / 32768.0
+
+
+def read_rttm(path: Path) -> list[tuple[float, float, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if f and f[0] == "SPEAKER":
+            out.append((float(f[3]), float(f[3]) + float(f[4]), f[7]))
+    return out
+
+
+def ami_solo(speaker: str, lo: float = 0.0, hi: float = 60.0, min_s: float = 0.8) -> list[np.ndarray]:
+    """Pieces of the AMI minute where `speaker` alone talks (per the RTTM), within [lo, hi) seconds."""
+    ref = read_rttm(REAL_AUDIO / "ami-es2004-1min.rttm")
+    audio = _load(REAL_AUDIO / "ami-es2004-1min.flac")
+    frame = 0.01
+    n = int(60 / frame)
+    own = np.zeros(n, bool)
+    other = np.zeros(n, bool)
+    for a, b, s in ref:
+        (own if s == speaker else other)[int(a / frame): int(b / frame)] = True
+    solo = own & ~other
+    solo[: int(lo / frame)] = False
+    solo[int(hi / frame):] = False
+    pieces, k = [], 0
+    while k < n:
+        if solo[k]:
+            j = k
+            while j < n and solo[j]:
+                j += 1
+            if (j - k) * frame >= min_s:
+                pieces += pieces_at_pauses(audio[int(k * frame * SAMPLE_RATE): int(j * frame * SAMPLE_RATE)])
+            k = j
+        else:
+            k += 1
+    return pieces
+
+
+def pieces_at_pauses(x: np.ndarray, max_s: float = 6.0, min_s: float = 0.6) -> list[np.ndarray]:
+    """A stretch of one voice cut into turns of at most max_s seconds, each cut at the quietest
+    30 ms frame near the middle (so words stay whole)."""
+    if len(x) <= max_s * SAMPLE_RATE:
+        return [x] if len(x) >= min_s * SAMPLE_RATE else []
+    frame = 480
+    db = 10 * np.log10(np.mean(x[: len(x) // frame * frame].reshape(-1, frame) ** 2, axis=1) + 1e-12)
+    middle = len(db) // 2
+    reach = len(db) // 4
+    cut = (middle - reach + int(np.argmin(db[middle - reach: middle + reach]))) * frame
+    return pieces_at_pauses(x[:cut], max_s, min_s) + pieces_at_pauses(x[cut:], max_s, min_s)
+
+
+def jfk_pieces() -> list[np.ndarray]:
+    """J.F. Kennedy's 11 s cut at his four pauses (times from tests/data/jfk.words.tsv)."""
+    audio = _load(JFK)
+    return [audio[int(a * SAMPLE_RATE): int(b * SAMPLE_RATE)] for a, b in
+            ((0.25, 2.25), (3.2, 4.4), (5.3, 7.65), (8.1, 10.7))]
+
+
+def librivox_pieces() -> list[np.ndarray]:
+    return [_load(p) for p in sorted(REAL_AUDIO.glob("librivox-sense-*.flac"))]
+
+
+def splice(name: str, split: str, a: tuple[str, list[np.ndarray]], b: tuple[str, list[np.ndarray]],
+           gap_s: float = 0.6) -> Recording:
+    """Two people taking turns: pieces of a and b alternated (the longer list's rest at the end),
+    each at the same speech level, with gap_s of silence between turns."""
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), np.float32)
+    parts, spans, t = [], [], 0
+    for k in range(max(len(a[1]), len(b[1]))):
+        for who, pieces in (a, b):
+            if k < len(pieces):
+                piece = pieces[k] / (np.sqrt(np.mean(pieces[k] ** 2)) + 1e-9) * 0.05
+                parts += [piece.astype(np.float32), gap]
+                spans.append((t / SAMPLE_RATE, (t + len(piece)) / SAMPLE_RATE, who))
+                t += len(piece) + len(gap)
+    return Recording(name, split, np.concatenate(parts), spans)
+
+
+def telephone(x: np.ndarray, seed: int = 3) -> np.ndarray:
+    """A phone line: 300-3400 Hz, 8 kHz sampling, 8-bit mu-law, a faint hiss; back at 16 kHz."""
+    from scipy.signal import butter, sosfilt
+
+    band = sosfilt(butter(6, [300, 3400], btype="band", fs=SAMPLE_RATE, output="sos"), x)
+    narrow = resample_poly(band, 1, 2)
+    mu = 255.0
+    peak = np.max(np.abs(narrow)) + 1e-9
+    y = np.sign(narrow) * np.log1p(mu * np.abs(narrow / peak)) / np.log1p(mu)
+    y = np.round(y * 127) / 127
+    narrow = np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu * peak
+    narrow += np.random.default_rng(seed).standard_normal(len(narrow)) * 1e-3
+    return resample_poly(narrow, 2, 1).astype(np.float32)[: len(x)]
+
+
+def real_recordings() -> list[Recording]:
+    """The real two-person recordings, tune and test. Real speech is scarce: the tune split reuses no
+    pair of the test split, but some voices are in both (stated in bench/speakers.md)."""
+    ami = REAL_AUDIO / "ami-es2004-1min.flac"
+    reader, kennedy = librivox_pieces(), jfk_pieces()
+    fee013_early = ami_solo("FEE013", 7.4, 29.8)
+    out = [
+        splice("AMI FEE013 + J.F. Kennedy (spliced)", "tune", ("FEE013", fee013_early), ("JFK", kennedy)),
+        splice("LibriVox reader + J.F. Kennedy (spliced)", "test", ("JFK", kennedy), ("reader", reader)),
+    ]
+    phone = splice("LibriVox reader + J.F. Kennedy, phone line (spliced)", "test", ("JFK", kennedy), ("reader", reader))
+    phone.mono = telephone(phone.mono)
+    out.append(phone)
+    out.append(splice("AMI FEE013 + MEO015 (spliced)", "test", ("FEE013", fee013_early),
+                      ("MEO015", ami_solo("MEO015", 44.4, 60.0))))
+    out.append(splice("LibriVox reader + AMI FEE016 (spliced)", "test", ("reader", reader),
+                      ("FEE016", ami_solo("FEE016", 29.7, 44.5))))
+    start, end = 29.7, 60.0  # the meeting's last 30 s: FEE016 then MEO015 (MEE014 says "yeah" once)
+    audio = _load(ami)[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
+    spans = [(max(a, start) - start, min(b, end) - start, s) for a, b, s in read_rttm(ami.with_suffix(".rttm"))
+             if b > start and a < end]
+    out.append(Recording("AMI meeting, last 30 s (FEE016, MEO015; natural turns)", "test", audio, spans, natural=True))
+    return out

@@ -1,36 +1,47 @@
-"""Benchmark: who-spoke-which-word (tasks/speakers.py) on real Whisper words. Run by hand:
+"""Benchmark: who spoke each word (tasks/transcribe/speakers.py), on real Whisper words. Run by hand:
 
-    .venv/bin/python bench/speakers.py [--quick]
+    .venv/bin/python bench/speakers.py --split tune          # while tuning: the tune split only
+    .venv/bin/python bench/speakers.py --split test --old    # once, configuration frozen; old code beside
+    .venv/bin/python bench/speakers.py --make-test-fixture   # tests/data/two-voices.* (the unit test's)
 
-Prints markdown tables. Reads ../shared/audio (benchmarks run in this workspace; tests never do).
+Prints markdown (the figures in bench/speakers.md). Everything it reads is in the project:
+bench/interviews (scripts), bench/audio (real speech, see its ATTRIBUTION.md), tests/data/jfk.flac.
 
-1. `stereo/stereo_diarization.wav` (one utterance per channel, partly overlapping): Whisper words of
-   the mono mix, labelled from the channels; a word's truth is the channel whose reference text holds
-   it (words in both texts, like "the", are not scored).
-2. Synthetic two-voice interviews (bench/speaker_fixtures.py, three voice pairs/scripts, 60-120 s),
-   split stereo (-25 dB bleed; and a harder -10 dB bleed with noise) and mono: accuracy of each
-   Whisper word's label against the turn its middle falls in. "names" counts a word right only with
-   the right name (storyteller = the voice with more words); "voices" under the best one-to-one
-   mapping of labels (clustering quality alone).
-3. Real voices spliced into a mono "interview" (LibriVox reader as storyteller, J.F. Kennedy as
-   interviewer); and monologues (each of those voices alone, and each synthetic storyteller voice
-   reading a whole script) with n_speakers=2, which should stay one speaker.
-4. AMI ES2004 meeting minute, n_speakers=4 (and 2): frame-based DER (10 ms frames, 0.25 s collar
-   around every reference boundary, overlapping reference speech scored, optimal one-to-one label
-   mapping) against the RTTM. The hypothesis is the output segments' spans. Also word accuracy for
-   words said where exactly one reference speaker talks.
-5. Run time of label_speakers per minute of audio (Whisper excluded), including an 11-minute
-   synthetic interview with evenly timed words.
+What is measured
+- Synthetic interviews (bench/speaker_fixtures.PAIR_CASES): 24 espeak-ng voice pairs, one per written
+  interview, split tune/test by the interview's number before anything was tuned. Each pair as mono
+  (the voices mixed), split stereo (one voice per channel, -20 dB bleed) and, for 8 pairs, with room
+  sound (pink or brown noise at a stated SNR, some with reverb; -12 dB bleed in stereo). One pair is
+  also the whole 7-minute interview.
+- Real speech (speaker_fixtures.real_recordings): two-person splices of the LibriVox reader, J.F.
+  Kennedy and AMI meeting speakers (one also through a phone line), and the AMI meeting's last 30 s
+  as it was spoken.
+- Word accuracy: each Whisper word's label against the speaker at the word's middle. "names" counts
+  a word right only under the right name (storyteller = the voice with more words, the same rule as
+  the pipeline; for real splices, the person with more words); "voices" under the best one-to-one
+  renaming (the clustering alone). The natural AMI excerpt is scored by voices, on words where exactly
+  one person speaks.
+- The old code: `git show HEAD:tasks/transcribe/speakers.py` (and HEAD's [speakers.diarize]) loaded
+  as a separate module, run on the same words (`--old`).
+- Time: label_speakers against the transcription (VAD + Whisper, the pipeline's transcribe_speech)
+  of the same audio.
+
+Transcriptions are cached in bench/.cache/speakers/ by the audio's SHA-1 (Whisper is most of the time).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import re
+import hashlib
+import importlib.util
+import json
+import subprocess
 import sys
+import tempfile
 import time
+import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -39,54 +50,91 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.speaker_fixtures import BENCH_CASES, SAMPLE_RATE, SCRIPTS, build_interview, fake_segments
-from storypipe.core.models import Segment
-from storypipe.core.settings import load_settings
-from storypipe.tasks.transcribe import speakers
-from storypipe.tasks.common.audio import decode_pcm16
-from storypipe.tasks.transcribe.engines import get_engine
+from bench.speaker_fixtures import (  # noqa: E402
+    PAIR_CASES, SAMPLE_RATE, TIMBRE_CASES, Interview, PairCase, Recording, real_recordings,
+)
+from storypipe.core.models import Segment  # noqa: E402
+from storypipe.core.settings import load_settings  # noqa: E402
+from storypipe.tasks.transcribe import speakers  # noqa: E402
 
-SHARED = PROJECT.parent / "shared" / "audio"
-COLLAR_S = 0.25
-FRAME_S = 0.01
-
-
-def norm(word: str) -> str:
-    return re.sub(r"[^\w']", "", word.lower())
+CACHE = HERE / ".cache" / "speakers"
+TEST_FIXTURE = PROJECT / "tests" / "data" / "two-voices"
 
 
-def load(path: Path, channels: int = 1) -> np.ndarray:
-    return decode_pcm16(path, SAMPLE_RATE, channels).astype(np.float32) / 32768.0
+# --- transcription, cached -----------------------------------------------------------------------
 
 
-def transcribe(engine, mono: np.ndarray) -> list[Segment]:
-    return engine.transcribe(mono, [(0.0, round(len(mono) / SAMPLE_RATE, 3))], "en").segments
+def transcribe(mono: np.ndarray, settings) -> tuple[list[Segment], float]:
+    """The pipeline's own transcription (VAD, Whisper in batches, non-speech dropped) and its seconds."""
+    key = hashlib.sha1(np.ascontiguousarray(mono, dtype=np.float32).tobytes()).hexdigest()[:16]
+    path = CACHE / f"{key}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        return [Segment.model_validate(s) for s in data["segments"]], data["seconds"]
+    from storypipe.tasks.transcribe import transcribe_speech
+    from storypipe.tasks.transcribe.engines import get_engine
+
+    engine = get_engine(settings.transcribe)
+    started = time.perf_counter()
+    segments = transcribe_speech(engine, mono, settings, "en")[0]
+    seconds = time.perf_counter() - started
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seconds": seconds, "segments": [s.model_dump(mode="json") for s in segments]}))
+    return segments, seconds
 
 
-def timed_label(segments, mono, channels, n_speakers=2, roles=None, repeat=3):
-    """label_speakers' output and its best wall and CPU seconds of `repeat` runs (the machine is shared)."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = speakers.label_speakers(segments, mono, channels, n_speakers, roles)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return out, min(walls), min(cpus)
+# --- the old code, for comparison ----------------------------------------------------------------
 
 
-def scores(labels: list[str], truth: list[str]) -> tuple[float, float]:
-    """(accuracy with the names as given, accuracy under the best one-to-one renaming)."""
-    if not labels:
+def old_module():
+    """HEAD's speakers.py as its own module, and HEAD's [speakers] settings for it."""
+    source = subprocess.run(["git", "show", "HEAD:tasks/transcribe/speakers.py"], cwd=PROJECT,
+                            capture_output=True, text=True, check=True).stdout
+    toml = subprocess.run(["git", "show", "HEAD:config/pipeline.toml"], cwd=PROJECT,
+                          capture_output=True, text=True, check=True).stdout
+    with tempfile.TemporaryDirectory(prefix="old-speakers-") as tmp:
+        path = Path(tmp) / "old_speakers.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("old_speakers", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["old_speakers"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    old = tomllib.loads(toml)["speakers"]
+    from storypipe.core.settings import StereoSettings
+
+    cfg = SimpleNamespace(default_count=old["default_count"], stereo=StereoSettings(**old["stereo"]),
+                          diarize=SimpleNamespace(**old["diarize"]))
+    return module, cfg
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def scores(labels: list[str], truth: list[str | None]) -> tuple[float, float]:
+    """(accuracy with the names as given, accuracy under the best one-to-one renaming); words whose
+    truth is None are not scored."""
+    pairs = [(a, b) for a, b in zip(labels, truth) if b is not None]
+    if not pairs:
         return float("nan"), float("nan")
-    named = float(np.mean([a == b for a, b in zip(labels, truth)]))
-    hyp, ref = sorted(set(labels)), sorted(set(truth))
-    m = np.array([[sum(1 for a, b in zip(labels, truth) if a == h and b == r) for r in ref] for h in hyp])
+    named = float(np.mean([a == b for a, b in pairs]))
+    hyp, ref = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
+    m = np.array([[sum(1 for a, b in pairs if a == h and b == r) for r in ref] for h in hyp])
     rows, cols = linear_sum_assignment(-m)
-    return named, float(m[rows, cols].sum() / len(labels))
+    return named, float(m[rows, cols].sum() / len(pairs))
 
 
-def word_labels(out: list[Segment]) -> list[tuple[str, float, str]]:
-    return [(w.word, (w.start + w.end) / 2, s.speaker) for s in out for w in s.words]
+def word_labels(out: list[Segment]) -> list[tuple[float, str]]:
+    return [((w.start + w.end) / 2, s.speaker) for s in out for w in s.words]
+
+
+def role_truth(spans: list[tuple[float, float, str]], words: list[tuple[float, str | None]]) -> dict[str, str]:
+    """Real splices: the person with more scored words is the storyteller, the other the interviewer."""
+    counts: dict[str, int] = {}
+    for _, who in words:
+        if who is not None:
+            counts[who] = counts.get(who, 0) + 1
+    ranked = sorted(counts, key=lambda w: -counts[w])
+    return {who: name for who, name in zip(ranked, ("storyteller", "interviewer"))}
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -96,239 +144,187 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-# --- 1. the shared stereo file -------------------------------------------------------------------
+class Runner:
+    """label_speakers of the new code (and the old, when asked), timed, on one recording's words."""
+
+    def __init__(self, settings, with_old: bool):
+        self.settings = settings
+        self.old = old_module() if with_old else None
+
+    def label(self, segments, mono, channels, n=2, old=False, repeat=1):
+        """The labelled segments and the best wall time of `repeat` runs (the machine is shared)."""
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            if old:
+                module, cfg = self.old
+                out = module.label_speakers(segments, mono, channels, n, None, cfg, SAMPLE_RATE)
+            else:
+                out = speakers.label_speakers(segments, mono, channels, n, None, self.settings.speakers, SAMPLE_RATE)
+            best = min(best, time.perf_counter() - started)
+        return out, best
 
 
-def bench_stereo_file(engine, timings: list) -> str:
-    wav = SHARED / "stereo" / "stereo_diarization.wav"
-    ref = dict(line.split(":", 1) for line in (wav.with_suffix(".txt")).read_text().splitlines() if ":" in line)
-    left, right = ({norm(t) for t in ref[k].split()} for k in ("LEFT", "RIGHT"))
-    channels = load(wav, 2)
-    mono = channels.mean(axis=1)
-    segments = transcribe(engine, mono)
-    out, wall, cpu = timed_label(segments, mono, channels, roles={"left": "left voice", "right": "right voice"})
-    timings.append(("stereo_diarization (split stereo)", len(mono) / SAMPLE_RATE, wall, cpu))
-    rows, good, scored = [], 0, 0
-    for word, _, label in word_labels(out):
-        w = norm(word)
-        truth = "left voice" if w in left and w not in right else "right voice" if w in right and w not in left else None
-        rows.append(f"{word.strip()}[{label.split()[0][0].upper()}{'' if truth is None else ('' if truth == label else '✗')}]")
-        if truth:
-            scored += 1
-            good += truth == label
-    split = speakers.is_split_stereo(channels)
-    text = " ".join(rows)
-    return (f"### stereo_diarization.wav (split stereo detected: {split})\n\n"
-            f"Whisper heard: {text}\n\n"
-            + md_table(["words scored", "correct", "accuracy"], [[scored, good, good / max(scored, 1)]]))
+# --- synthetic pairs -----------------------------------------------------------------------------
 
 
-# --- 2. synthetic interviews ---------------------------------------------------------------------
-
-
-def bench_synthetic(engine, timings: list, quick: bool) -> str:
-    rows = []
-    cases = BENCH_CASES[:1] if quick else BENCH_CASES
-    for name, script, voices, wpm, pitch in cases:
-        clean = build_interview(SCRIPTS[script], voices, wpm, pitch, bleed_db=-25.0, noise_db=-60.0)
-        # One Whisper run per interview: the turns (and so the words) are the same in every variant.
-        segments = transcribe(engine, clean.mono)
-        words = sum(len(s.words) for s in segments)
-        variants = [("stereo (bleed -25 dB)", clean, clean.stereo), ("mono", clean, None)]
-        noisy = build_interview(SCRIPTS[script], voices, wpm, pitch, bleed_db=-10.0, noise_db=-45.0)
-        variants.insert(1, ("stereo (bleed -10 dB, noise -45 dBFS)", noisy, noisy.stereo))
-        for mode, iv, channels in variants:
-            out, wall, cpu = timed_label(segments, iv.mono, channels)
-            timings.append((f"{name}, {mode}", iv.duration, wall, cpu))
-            got = word_labels(out)
-            named, voices_acc = scores([g[2] for g in got], [iv.speaker_at(g[1]) for g in got])
-            split = speakers.is_split_stereo(channels) if channels is not None else False
-            changes = sum(1 for a, b in itertools.pairwise(out) if a.speaker != b.speaker)
-            rows.append([name, mode, f"{iv.duration:.0f} s", words, str(split), named, voices_acc,
-                         f"{changes} ({len(iv.turns) - 1})"])
-    return ("### Synthetic interviews (real Whisper words)\n\n"
-            + md_table(["voices", "input", "length", "words", "split detected", "accuracy (names)",
-                        "accuracy (voices)", "speaker changes (true)"], rows))
-
-
-# --- 3. real voices ------------------------------------------------------------------------------
-
-
-def _pieces_at_pauses(x: np.ndarray, min_pause_s: float = 0.35) -> list[np.ndarray]:
-    """Cut a recording at its pauses (frames 30 dB below its loudest), keeping each piece whole."""
-    frame = 480
-    db = 10 * np.log10(np.mean(x[: len(x) // frame * frame].reshape(-1, frame) ** 2, axis=1) + 1e-12)
-    quiet = db < np.percentile(db, 95) - 30
-    cuts, run = [], 0
-    for i, q in enumerate(quiet):
-        run = run + 1 if q else 0
-        if run == int(min_pause_s / 0.03):
-            cuts.append((i - run // 2) * frame)
-    edges = [0, *cuts, len(x)]
-    return [x[a:b] for a, b in itertools.pairwise(edges) if b - a > SAMPLE_RATE * 0.5]
-
-
-def bench_real_voices(engine, timings: list) -> str:
-    reader = [load(p) for p in sorted((SHARED / "read").glob("librivox-sense-*.wav"))]
-    kennedy = _pieces_at_pauses(load(SHARED / "read" / "jfk.flac"))
-    gap = np.zeros(int(0.6 * SAMPLE_RATE), dtype=np.float32)
-    parts, spans, t = [], [], 0
-    order = list(itertools.chain.from_iterable(itertools.zip_longest(kennedy, reader)))
-    for k, piece in enumerate(order):
-        if piece is None:
-            continue
-        who = "interviewer" if any(piece is p for p in kennedy) else "storyteller"
-        piece = piece / (np.sqrt(np.mean(piece**2)) + 1e-9) * 0.05
-        parts += [piece, gap]
-        spans.append((t / SAMPLE_RATE, (t + len(piece)) / SAMPLE_RATE, who))
-        t += len(piece) + len(gap)
-    mono = np.concatenate(parts).astype(np.float32)
-
-    def truth(m: float) -> str:
-        return min(spans, key=lambda s: 0 if s[0] <= m <= s[1] else min(abs(m - s[0]), abs(m - s[1])))[2]
-
-    segments = transcribe(engine, mono)
-    out, wall, cpu = timed_label(segments, mono, None)
-    timings.append(("real voices spliced (mono)", len(mono) / SAMPLE_RATE, wall, cpu))
-    got = word_labels(out)
-    named, voices_acc = scores([g[2] for g in got], [truth(g[1]) for g in got])
-    rows = [["LibriVox reader + J.F. Kennedy, alternating", f"{len(mono) / SAMPLE_RATE:.0f} s", len(got), named, voices_acc]]
-    return ("### Real voices (mono)\n\n"
-            + md_table(["recording", "length", "words", "accuracy (names)", "accuracy (voices)"], rows))
-
-
-def bench_monologues(engine, timings: list) -> str:
-    """One voice only, but two speakers expected (no sidecar): how much stays with the storyteller."""
-    reader = [load(p) for p in sorted((SHARED / "read").glob("librivox-sense-*.wav"))]
-    gap = np.zeros(int(0.6 * SAMPLE_RATE), dtype=np.float32)
-    recordings = [("J.F. Kennedy (real)", load(SHARED / "read" / "jfk.flac")),
-                  ("LibriVox reader (real)", np.concatenate([np.concatenate([r, gap]) for r in reader]))]
-    for _, script, voices, wpm, pitch in BENCH_CASES:
-        voice = voices["storyteller"]
-        iv = build_interview(SCRIPTS[script], {"interviewer": voice, "storyteller": voice},
-                             {"interviewer": wpm["storyteller"], "storyteller": wpm["storyteller"]},
-                             {"interviewer": pitch.get("storyteller", 50), "storyteller": pitch.get("storyteller", 50)})
-        recordings.append((f"espeak {voice} reading the {script} script", iv.mono))
-    rows = []
-    for name, audio in recordings:
-        segments = transcribe(engine, audio)
-        out, wall, cpu = timed_label(segments, audio, None)
-        timings.append((f"one voice: {name}", len(audio) / SAMPLE_RATE, wall, cpu))
-        labels = [s.speaker for s in out for _ in s.words]
-        rows.append([name, f"{len(audio) / SAMPLE_RATE:.0f} s", len(labels),
-                     float(np.mean([x == "storyteller" for x in labels])), len(out) - len(segments)])
-    return ("### One voice, n_speakers=2 (should stay one speaker)\n\n"
-            + md_table(["recording", "length", "words", "share labelled storyteller", "segments added by splits"], rows))
-
-
-# --- 4. AMI DER ----------------------------------------------------------------------------------
-
-
-def read_rttm(path: Path) -> list[tuple[float, float, str]]:
-    out = []
-    for line in path.read_text().splitlines():
-        f = line.split()
-        if f and f[0] == "SPEAKER":
-            out.append((float(f[3]), float(f[3]) + float(f[4]), f[7]))
+def variants(case: PairCase) -> list[tuple[str, Interview, bool]]:
+    """(label, interview, stereo?) for a pair: mono, split stereo, and with its room sound if it has one."""
+    clean = case.build()
+    out = [("mono", clean, False), ("stereo", clean, True)]
+    if case.room is not None:
+        roomy = case.build(case.room, bleed_db=-12.0)
+        out += [(f"mono, {case.room.describe()}", roomy, False), (f"stereo, {case.room.describe()}", roomy, True)]
     return out
 
 
-def der(reference: list[tuple[float, float, str]], hypothesis: list[tuple[float, float, str]],
-        duration: float, collar: float = COLLAR_S, frame: float = FRAME_S) -> dict[str, float]:
-    """Frame-based diarization error rate with the optimal one-to-one speaker mapping.
-
-    Frames within `collar` seconds of a reference boundary are not scored. Per frame with r reference
-    and h hypothesis speakers: missed max(0, r-h), false alarm max(0, h-r), confusion min(r, h) minus
-    the mapped matches. DER = (missed + false alarm + confusion) / reference speech.
-    """
-    n = int(np.ceil(duration / frame))
-    refs, hyps = sorted({s for *_, s in reference}), sorted({s for *_, s in hypothesis})
-    R = np.zeros((len(refs), n), dtype=bool)
-    H = np.zeros((len(hyps), n), dtype=bool)
-    for a, b, s in reference:
-        R[refs.index(s), round(a / frame): round(b / frame)] = True
-    for a, b, s in hypothesis:
-        H[hyps.index(s), round(a / frame): round(b / frame)] = True
-    scored = np.ones(n, dtype=bool)
-    c = round(collar / frame)
-    for a, b, _ in reference:
-        for t in (a, b):
-            k = round(t / frame)
-            scored[max(0, k - c): k + c] = False
-    R, H = R[:, scored], H[:, scored]
-    overlap = R.astype(int) @ H.T.astype(int)
-    rows, cols = linear_sum_assignment(-overlap)
-    r, h = R.sum(axis=0), H.sum(axis=0)
-    total = r.sum()
-    missed = np.maximum(0, r - h).sum()
-    false_alarm = np.maximum(0, h - r).sum()
-    correct = overlap[rows, cols].sum()
-    confusion = np.minimum(r, h).sum() - correct
-    return {"der": (missed + false_alarm + confusion) / total, "missed": missed / total,
-            "false_alarm": false_alarm / total, "confusion": confusion / total,
-            "scored_s": scored.sum() * frame, "mapping": {hyps[j]: refs[i] for i, j in zip(rows, cols)}}
+def bench_pairs(runner: Runner, split: str, timings: list, full: bool, cases: list[PairCase] | None = None,
+                mono_only: bool = False) -> tuple[str, list]:
+    rows, worst = [], []
+    for case in cases or PAIR_CASES:
+        if split != "all" and case.split != split or case.full != full:
+            continue
+        for label, iv, stereo in variants(case):
+            if mono_only and stereo:
+                continue
+            segments, whisper_s = transcribe(iv.mono, runner.settings)
+            channels = iv.stereo if stereo else None
+            truth = None
+            row = [case.name, case.kind, case.split, label, f"{iv.duration:.0f} s"]
+            for old in ([True] if runner.old else []) + [False]:
+                out, seconds = runner.label(segments, iv.mono, channels, old=old, repeat=3 if full else 1)
+                got = word_labels(out)
+                truth = [iv.speaker_at(t) for t, _ in got]
+                named, voices = scores([g[1] for g in got], truth)
+                changes = sum(1 for a, b in zip(out, out[1:]) if a.speaker != b.speaker)
+                row += [named] if old else [named, voices, f"{changes} ({len(iv.turns) - 1})"]
+                if not stereo:
+                    timings.append((f"{case.name}, {label}{' (old)' if old else ''}", iv.duration, whisper_s, seconds))
+                if not old:
+                    worst.append((named, f"{case.name} {label}"))
+            row.insert(5, len(truth))
+            rows.append(row)
+    header = ["voices", "kind", "split", "input", "length", "words"]
+    header += (["old: accuracy (names)"] if runner.old else []) + ["accuracy (names)", "accuracy (voices)",
+                                                                    "speaker changes (true)"]
+    return md_table(header, rows), worst
 
 
-def bench_ami(engine, timings: list) -> str:
-    wav = SHARED / "meeting" / "ami-es2004-1min.wav"
-    mono = load(wav)
-    reference = read_rttm(wav.with_suffix(".rttm"))
-    segments = transcribe(engine, mono)
+# --- real recordings -----------------------------------------------------------------------------
+
+
+def bench_real(runner: Runner, split: str, timings: list) -> tuple[str, list]:
+    rows, worst = [], []
+    for rec in real_recordings():
+        if split != "all" and rec.split != split:
+            continue
+        segments, whisper_s = transcribe(rec.mono, runner.settings)
+        row = [rec.name, rec.split, f"{rec.duration:.0f} s"]
+        for old in ([True] if runner.old else []) + [False]:
+            out, seconds = runner.label(segments, rec.mono, None, old=old)
+            got = word_labels(out)
+            truth = [rec.speaker_at(t) for t, _ in got]
+            roles = role_truth(rec.spans, list(zip([t for t, _ in got], truth)))
+            named, voices = scores([g[1] for g in got], [roles.get(t) if t else None for t in truth])
+            primary = voices if rec.natural else named
+            row += [primary] if old else [named if not rec.natural else "n/a", voices]
+            timings.append((f"{rec.name}{' (old)' if old else ''}", rec.duration, whisper_s, seconds))
+            if not old:
+                worst.append((primary, rec.name))
+        row.insert(3, sum(1 for t in truth if t is not None))
+        rows.append(row)
+    header = ["recording", "split", "length", "words scored"]
+    header += (["old: accuracy"] if runner.old else []) + ["accuracy (names)", "accuracy (voices)"]
+    return md_table(header, rows), worst
+
+
+def bench_ami(runner: Runner) -> str:
+    """The AMI minute with its four people (n_speakers=4): word accuracy where one person speaks."""
+    from bench.speaker_fixtures import REAL_AUDIO, _load, read_rttm
+
+    mono = _load(REAL_AUDIO / "ami-es2004-1min.flac")
+    ref = read_rttm(REAL_AUDIO / "ami-es2004-1min.rttm")
+    rec = Recording("AMI", "test", mono, ref, natural=True)
+    segments, _ = transcribe(mono, runner.settings)
     rows = []
     for n in (4, 2):
-        out, wall, cpu = timed_label(segments, mono, None, n_speakers=n)
-        timings.append((f"AMI ES2004 1 min (mono, n={n})", len(mono) / SAMPLE_RATE, wall, cpu))
-        hyp = [(s.start, s.end, s.speaker) for s in out if s.end > s.start]
-        d = der(reference, hyp, len(mono) / SAMPLE_RATE)
-        one = der(reference, [(a, b, "one") for a, b, _ in hyp], len(mono) / SAMPLE_RATE)
-        # words whose middle falls where exactly one reference speaker talks, under the DER's mapping
-        single = [(spk, [s for a, b, s in reference if a <= t <= b]) for _, t, spk in word_labels(out)]
-        single = [(d["mapping"].get(spk), active[0]) for spk, active in single if len(active) == 1]
-        word_acc = float(np.mean([h == r for h, r in single])) if single else float("nan")
-        rows.append([f"n_speakers={n}", d["der"], d["missed"], d["false_alarm"], d["confusion"],
-                     one["der"], f"{word_acc:.3f} ({len(single)} words)", f"{d['scored_s']:.1f} s",
-                     ", ".join(f"{k}→{v}" for k, v in sorted(d["mapping"].items()))])
-    return (f"### AMI ES2004, 60 s, 4 speakers (DER, {COLLAR_S} s collar, overlap scored)\n\n"
-            + md_table(["setting", "DER", "missed", "false alarm", "confusion", "DER if all one speaker",
-                        "word accuracy", "scored", "label mapping"], rows))
+        row = [f"n_speakers={n}"]
+        for old in ([True] if runner.old else []) + [False]:
+            out, _ = runner.label(segments, mono, None, n=n, old=old)
+            got = word_labels(out)
+            row.append(scores([g[1] for g in got], [rec.speaker_at(t) for t, _ in got])[1])
+        rows.append(row)
+    return md_table(["setting"] + (["old: accuracy (voices)"] if runner.old else []) + ["accuracy (voices)"], rows)
 
 
-def bench_long(timings: list) -> str:
-    """Run time on an 11-minute interview (the three scripts three times over), words from the turns."""
-    script = (SCRIPTS["housing"] + SCRIPTS["health"] + SCRIPTS["youth"]) * 3
-    iv = build_interview(script, {"interviewer": "en-us+m3", "storyteller": "en-us+f2"})
-    segments = fake_segments(iv)
-    rows = []
-    for mode, channels in (("stereo", iv.stereo), ("mono", None)):
-        out, wall, cpu = timed_label(segments, iv.mono, channels, repeat=2)
-        timings.append((f"{iv.duration / 60:.0f}-minute interview, evenly timed words ({mode})", iv.duration, wall, cpu))
-        got = word_labels(out)
-        rows.append([mode, f"{iv.duration / 60:.1f} min", len(got),
-                     scores([g[2] for g in got], [iv.speaker_at(g[1]) for g in got])[0]])
-    return "### Long interview (m3/f2, words spread over the known turns)\n\n" + md_table(
-        ["input", "length", "words", "accuracy (names)"], rows)
+# --- the committed unit-test fixture -------------------------------------------------------------
+
+
+def make_test_fixture(settings) -> None:
+    """tests/data/two-voices.flac (LibriVox reader + J.F. Kennedy, spliced) and its Whisper words
+    with the true speaker of each, for tests/unit/transcribe/test_speakers.py."""
+    from storypipe.tasks.common.audio import write_wav
+
+    rec = next(r for r in real_recordings() if r.name.startswith("LibriVox reader + J.F. Kennedy (spliced)"))
+    segments, _ = transcribe(rec.mono, settings)
+    wav = TEST_FIXTURE.with_suffix(".wav")
+    write_wav(wav, (np.clip(rec.mono, -1, 1) * 32767).astype("<i2"), SAMPLE_RATE)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "flac",
+                    str(TEST_FIXTURE.with_suffix(".flac"))], check=True)
+    wav.unlink()
+    lines = ["# Words of two-voices.flac: Whisper tiny.en (openai-whisper, the pipeline's transcribe_speech),",
+             "# made by `bench/speakers.py --make-test-fixture`; truth = the spliced piece each word's middle",
+             "# falls in (reader: LibriVox, JFK: J.F. Kennedy).",
+             "# segment\tword\tstart\tend\tprobability\ttruth"]
+    for s in segments:
+        for w in s.words:
+            lines.append(f"{s.id}\t{w.word}\t{w.start:.3f}\t{w.end:.3f}\t{w.probability:.4f}\t"
+                         f"{rec.speaker_at((w.start + w.end) / 2)}")
+    TEST_FIXTURE.with_suffix(".words.tsv").write_text("\n".join(lines) + "\n")
+    print(f"wrote {TEST_FIXTURE.with_suffix('.flac')} ({rec.duration:.1f} s) and its words")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one synthetic voice pair only")
+    parser.add_argument("--split", choices=("tune", "test", "all"), default="tune")
+    parser.add_argument("--old", action="store_true", help="also run HEAD's speakers.py on the same words")
+    parser.add_argument("--no-long", action="store_true", help="skip the whole 7-minute interview")
+    parser.add_argument("--make-test-fixture", action="store_true")
     args = parser.parse_args()
-    settings = load_settings().transcribe
-    engine = get_engine(settings)
-    started = time.perf_counter()
+    settings = load_settings()
+    if args.make_test_fixture:
+        make_test_fixture(settings)
+        return
     speakers.voice_encoder()
-    first = time.perf_counter() - started
+    runner = Runner(settings, args.old)
     timings: list = []
-    print(f"# Speaker labelling benchmark (Whisper {settings.model}, {settings.engine})\n")
-    for part in (lambda: bench_stereo_file(engine, timings), lambda: bench_synthetic(engine, timings, args.quick),
-                 lambda: bench_real_voices(engine, timings), lambda: bench_monologues(engine, timings),
-                 lambda: bench_ami(engine, timings),
-                 lambda: bench_long(timings)):
-        print(part() + "\n", flush=True)
-    rows = [[name, f"{dur:.0f} s", wall, cpu, wall / dur * 60, cpu / dur * 60] for name, dur, wall, cpu in timings]
-    print(f"### label_speakers run time (Whisper excluded; best of 2-3 runs; loading the voice encoder "
-          f"took {first:.1f} s once per process)\n")
-    print(md_table(["recording", "length", "wall s", "CPU s", "wall s per min of audio", "CPU s per min"], rows))
+    print(f"# Speaker labelling benchmark, split `{args.split}` (Whisper {settings.transcribe.model}, "
+          f"{settings.transcribe.engine})\n", flush=True)
+    table, worst = bench_pairs(runner, args.split, timings, full=False)
+    print("### Synthetic voice pairs (excerpts of the written interviews)\n\n" + table + "\n", flush=True)
+    if not args.no_long and args.split in ("test", "all"):
+        table, long_worst = bench_pairs(runner, args.split, timings, full=True)
+        worst += long_worst
+        print("### A whole interview (7 minutes)\n\n" + table + "\n", flush=True)
+    table, _ = bench_pairs(runner, args.split, [], full=False, cases=TIMBRE_CASES, mono_only=True)
+    print("### One timbre twice (not a target: the encoder hears one voice; see speaker_fixtures.TIMBRE_CASES)\n\n"
+          + table + "\n", flush=True)
+    table, real_worst = bench_real(runner, args.split, timings)
+    print("### Real speech, two people (mono)\n\n" + table + "\n", flush=True)
+    if args.split in ("test", "all"):
+        print("### AMI meeting minute, all four people\n\n" + bench_ami(runner) + "\n", flush=True)
+    rows = [[name, f"{dur:.0f} s", whisper, spk, spk / whisper] for name, dur, whisper, spk in timings]
+    print("### Time: label_speakers against the transcription of the same audio (mono inputs)\n")
+    print(md_table(["recording", "length", "transcription s", "label_speakers s", "ratio"], rows) + "\n")
+    whole = [t for t in timings if "whole interview" in t[0]]
+    if runner.old and len(whole) == 2:
+        (_, dur, whisper, old_s), (_, _, _, new_s) = whole
+        print(f"Whole {dur / 60:.1f}-minute interview: transcription {whisper:.0f} s, label_speakers {old_s:.1f} s "
+              f"before and {new_s:.1f} s now: transcription + speakers {(whisper + new_s) / (whisper + old_s) - 1:+.1%}.\n")
+    if worst:
+        print(f"Lowest synthetic (names): {min(worst)[0]:.3f} ({min(worst)[1]})")
+    if real_worst:
+        print(f"Lowest real: {min(real_worst)[0]:.3f} ({min(real_worst)[1]})")
 
 
 if __name__ == "__main__":

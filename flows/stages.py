@@ -12,7 +12,7 @@ from prefect import task
 from storypipe.core.models import STAGES, Transcript
 from storypipe.core.settings import Settings
 from storypipe.core.store import Store
-from storypipe.tasks import extract, ingest, stage, transcribe
+from storypipe.tasks import extract, ingest, search, stage, transcribe
 from storypipe.tasks.common import claims
 from storypipe.tasks.common.retry import transient_only
 
@@ -45,8 +45,8 @@ def _cache_key(context, parameters: dict) -> str | None:
     settings: Settings = parameters["settings"]
     if not settings.run.cache:
         return None
-    story = Store(Path(parameters["root"])).read_story(parameters["story_id"])
-    return transcribe.cache_key(story, settings)
+    store = Store(Path(parameters["root"]))
+    return transcribe.cache_key(store.read_story(parameters["story_id"]), settings, store.root)
 
 
 @task(name="transcribe", retry_condition_fn=transient_only, cache_key_fn=_cache_key, persist_result=True, tags=["transcribe"])
@@ -70,6 +70,22 @@ def extract_task(root: str, story_id: str, settings: Settings) -> int:
         description=f"Candidate quotes, themes and key phrases of {story_id}",
     )
     return count
+
+
+@task(name="search index")
+def search_index_task(root: str, story_id: str, settings: Settings) -> int:
+    """Make the story searchable (tasks/search); the number of passages. The index is derived and
+    `storypipe search` makes it again, so a problem here is reported, never a failed story."""
+    from storypipe.core.jsonio import BadFileError
+    from storypipe.tasks.common.meaning import MeaningModelError
+
+    try:
+        entry = search.index_story(story_id, Store(Path(root)), settings)
+    except (BadFileError, MeaningModelError, OSError) as e:
+        log.warning("%s could not be made searchable now (%s); `storypipe search` will try again", story_id, e,
+                    extra={"story": story_id})
+        return 0
+    return len(entry.passages) if entry else 0
 
 
 @task(name="stage", retry_condition_fn=transient_only)
@@ -96,6 +112,7 @@ def run_transcribe(root: str, story_id: str, settings: Settings, retries: dict) 
 
 def run_extract(root: str, story_id: str, settings: Settings, retries: dict) -> None:
     extract_task.with_options(**retries)(root, story_id, settings)
+    search_index_task(root, story_id, settings)
 
 
 def run_stage(root: str, story_id: str, settings: Settings, retries: dict) -> None:

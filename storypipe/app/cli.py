@@ -376,6 +376,62 @@ def status_cmd(
         console.print(f"Prefect UI (runs, logs and artifacts): {ui}")
 
 
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help='What to look for, in your own words, e.g. "being listened to".')],
+    root: RootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="How many passages to show at most "
+                                                 "(default: [search] limit).")] = None,
+) -> None:
+    """Passages across every story that mean QUERY, best first: the story, who spoke, when, and what they said."""
+    from storypipe.tasks import search
+    from storypipe.tasks.common.meaning import MeaningModelError
+
+    store = Store(_resolve_root(root))
+    settings = _settings_or_exit(store.root)
+    notes = Console(stderr=True)  # stdout carries only the results (the JSON with --json)
+
+    def indexing(story_ids: list[str]) -> None:
+        n = len(story_ids)
+        notes.print(f"Making {n} stor{'y' if n == 1 else 'ies'} searchable first (new or changed since the last "
+                    "search); this takes a few seconds for each…", soft_wrap=True)
+
+    try:
+        found = search.search(query, store, settings, limit, on_indexing=indexing)
+    except search.SearchError as e:
+        notes.print(f"[red]{e}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except MeaningModelError as e:
+        notes.print(f"[red]Search needs the sentence-meaning model:[/red] {e}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(found.json(), indent=2, ensure_ascii=False))
+        return
+    searched = f"{found.stories} stor{'y' if found.stories == 1 else 'ies'}"
+    if not found.stories:
+        console.print("No story is searchable yet: stories become searchable once `storypipe run` has found "
+                      "their quotes.", soft_wrap=True)
+    elif not found.hits:
+        console.print(f'Nothing in {searched} means "{found.query}" closely enough. Try other words.',
+                      soft_wrap=True, markup=False)
+    else:
+        console.print(f'{len(found.hits)} passage{"" if len(found.hits) == 1 else "s"} that mean "{found.query}", '
+                      f"best first (searched {searched}):\n", soft_wrap=True, markup=False)
+        for i, hit in enumerate(found.hits, 1):
+            console.print(f"{i:>2}. {hit.title} · {hit.who or 'unknown speaker'} · {hit.time}   "
+                          f"({hit.story_id}, score {hit.score:.2f})", soft_wrap=True, markup=False, style="bold")
+            console.print(f'    "{hit.text}"\n', soft_wrap=True, markup=False)
+        console.print("To listen from that moment: `storypipe review`, then Search.", soft_wrap=True)
+    if found.withheld:
+        console.print(f"{found.withheld} stor{'y is' if found.withheld == 1 else 'ies are'} never searched: the "
+                      "storyteller did not consent to a transcript.", soft_wrap=True)
+    if found.waiting:
+        console.print(f"{found.waiting} stor{'y is' if found.waiting == 1 else 'ies are'} not searchable yet: "
+                      f"the pipeline has not found {'its' if found.waiting == 1 else 'their'} quotes "
+                      "(`storypipe run`, or `storypipe status`).", soft_wrap=True)
+
+
 @app.command()
 def retry(
     story_ids: Annotated[list[str], typer.Argument(help="Failed stories to run again (see `storypipe status`).")],
@@ -580,6 +636,93 @@ def reject(
 ) -> None:
     """Reject quotes (the same decision as in the review app); exit 2 for an unknown story or quote."""
     _decide(root, story_id, quote_ids, "rejected")
+
+
+@app.command("speaker")
+def speaker_cmd(
+    story_id: Annotated[str, typer.Argument(help="The story, as `storypipe status` shows it.")],
+    segment: Annotated[Optional[int], typer.Option("--segment", help="The segment to change: its id in "
+                                                   "transcript.json (`--show` lists them).")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Who said it: storyteller, interviewer, a name given "
+                                              "in the review app, or 'speaker 3' (default: the other speaker).")] = None,
+    from_word: Annotated[Optional[int], typer.Option("--from-word", help="Give only the words from this word "
+                                                     "(0 is the first) to the end of the segment.")] = None,
+    split_at: Annotated[Optional[int], typer.Option("--split-at", help="Split the segment in two before this "
+                                                    "word; the speaker stays.")] = None,
+    show: Annotated[bool, typer.Option("--show", help="List the segments (with --segment: its numbered words); "
+                                       "change nothing.")] = False,
+    root: RootOption = None,
+) -> None:
+    """Fix who spoke: give a segment (or its words from a word on) to another speaker, or split it at a word.
+    The quotes are derived again at once, keeping every decision; exit 2 for an unknown story, segment,
+    word or speaker."""
+    from storypipe.app import review
+
+    store = Store(_resolve_root(root))
+
+    def refuse(message: str) -> None:
+        console.print(f"[red]{message}[/red]", soft_wrap=True)
+        raise typer.Exit(2)
+
+    if from_word is not None and split_at is not None:
+        refuse("Use --from-word or --split-at, not both.")
+    if split_at is not None and to is not None:
+        refuse("A split keeps the speaker, so --to does not go with --split-at (use --from-word to give the words "
+               "from a word on to someone else).")
+    try:
+        if show:
+            _show_segments(store, story_id, segment)
+            return
+        if segment is None:
+            refuse("Say which segment: --segment N (`storypipe speaker STORY_ID --show` lists them).")
+        if split_at is not None:
+            change = review.split_segment(store, story_id, segment, split_at)
+        else:
+            settings = _settings_or_exit(store.root)
+            if from_word is None:
+                change = review.give_segment(store, story_id, segment, to, settings)
+            else:
+                change = review.give_words_from(store, story_id, segment, from_word, to, settings)
+    except review.ReviewError as e:
+        refuse(str(e))
+    console.print(change.said, soft_wrap=True, markup=False)
+    if not change.changed:
+        return
+    t = change.transcript
+    for sid in change.segments:
+        seg = t.segments[sid]
+        console.print(f"  {seg.id:>4}  {timefmt.duration(seg.start)}–{timefmt.duration(seg.end)}  "
+                      f"{review.who(t, seg.speaker)}: {seg.text}", soft_wrap=True, markup=False)
+    if change.quotes is not None:
+        console.print(f"Quotes derived again from the corrected speakers: {len(change.quotes.quotes)}, every "
+                      "decision kept.")
+    for qid, note in change.notes.items():
+        console.print(f"[yellow]Check quote {qid}:[/yellow] {note}", soft_wrap=True)
+    if change.problem:
+        console.print(f"[yellow]{change.problem}[/yellow]", soft_wrap=True)
+
+
+def _show_segments(store: Store, story_id: str, segment: int | None) -> None:
+    """`storypipe speaker --show`: the segments with their ids, or one segment's numbered words."""
+    from storypipe.app import review
+
+    review.story_dir(store, story_id)
+    t = store.read_transcript(story_id, missing_ok=True)
+    if t is None:
+        raise review.NotFound(f"{story_id} is not transcribed yet.")
+    if segment is None:
+        for seg in t.segments:
+            text = seg.text if len(seg.text) <= 70 else seg.text[:69] + "…"
+            console.print(f"{seg.id:>4}  {timefmt.duration(seg.start):>7}  {review.who(t, seg.speaker)}: {text}",
+                          soft_wrap=True, markup=False)
+        return
+    seg = next((s for s in t.segments if s.id == segment), None)
+    if seg is None:
+        raise review.NotFound(f"There is no segment {segment} in {story_id} (`--show` without --segment lists them).")
+    console.print(f"Segment {seg.id}, {timefmt.duration(seg.start)}–{timefmt.duration(seg.end)}, "
+                  f"{review.who(t, seg.speaker)}. Its words, numbered for --from-word and --split-at:", markup=False)
+    console.print("  ".join(f"[{i}] {w.word.strip()}" for i, w in enumerate(seg.words)) or "(no timed words)",
+                  soft_wrap=True, markup=False)
 
 
 @app.command("report")

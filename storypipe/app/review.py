@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
 
+from storypipe.core import timefmt
 from storypipe.core.store import Store
-from storypipe.core.models import Consent, HistoryEntry, Quote, QuotesFile, Story, Transcript, Word, now
+from storypipe.core.models import Consent, HistoryEntry, Quote, QuotesFile, Segment, Story, Transcript, Word, now
 from storypipe.core.settings import Settings
 from storypipe.tasks.common import formats
 
@@ -148,6 +150,295 @@ def _save_transcript(store: Store, transcript: Transcript) -> None:
     formats.write_transcript_files(transcript, store, title=story.metadata.title)
 
 
+# ---- who spoke ----
+#
+# Three corrections, each on one segment and based on the transcript's version: give the segment to
+# another speaker; give the words from a chosen word to the end of the segment to another speaker
+# (a turn the machine missed: only that segment changes, the ones after keep their speakers); split
+# the segment in two at a word (the speaker stays). Segments are numbered again 0..n-1 in order after
+# a split, as the pipeline numbers them. A change of speaker derives the quotes again from the
+# corrected turns at once (extract_story keeps every decided quote as it was); a decided quote the
+# correction now runs through gets a `review_note` for the reviewer.
+
+STORYTELLER, INTERVIEWER = "storyteller", "interviewer"
+# A voice the machine did not find: "speaker 3", "speaker 4"... (as tasks/transcribe/speakers.py names them).
+EXTRA_VOICE = re.compile(r"^speaker [1-9][0-9]?$")
+
+
+@dataclass
+class SpeakerChange:
+    """What a correction of who spoke did, for the page and the shell."""
+
+    transcript: Transcript
+    said: str  # the change in plain words, or why nothing needed changing
+    changed: bool
+    segments: list[int]  # ids of the segments made or changed, as they are numbered now
+    quotes: QuotesFile | None = None  # the quotes, when they were derived again
+    notes: dict[str, str] = field(default_factory=dict)  # quote id -> note, decided quotes to look at again
+    problem: str | None = None  # why the quotes could not be derived again
+
+
+def speaker_choices(transcript: Transcript) -> list[str]:
+    """Who a segment can be given to: the labels in the transcript (in the order they first speak),
+    storyteller and interviewer when missing (a recording where the machine heard one voice), and
+    the next free "speaker N" for a voice the machine did not find."""
+    labels = list(dict.fromkeys(s.speaker for s in transcript.segments if s.speaker))
+    labels += [x for x in (STORYTELLER, INTERVIEWER) if x not in labels]
+    n = 3
+    while f"speaker {n}" in labels:
+        n += 1
+    return [*labels, f"speaker {n}"]
+
+
+def who(transcript: Transcript, label: str | None) -> str:
+    """A speaker as a person reads it: "Sam (interviewer)", "the storyteller", "speaker 3"."""
+    if not label:
+        return "nobody in particular"
+    name = transcript.speaker_names.get(label)
+    if name:
+        return f"{name} ({label})"
+    return f"the {label}" if label in (STORYTELLER, INTERVIEWER) else label
+
+
+def _speaker_for(transcript: Transcript, current: str | None, to: str | None) -> str:
+    """The label `to` means: a label, a name the reviewer gave, or None for "the other speaker" (the
+    one voice of storyteller and interviewer, and any other in the transcript, that is not `current`)."""
+    choices = speaker_choices(transcript)
+    if to is None:
+        others = [x for x in choices[:-1] if x != current]
+        if len(others) == 1:
+            return others[0]
+        raise ReviewError(f"Say who said it: {_listing(transcript, others)}.")
+    wanted = " ".join(to.split()).casefold()
+    for label in choices[:-1]:
+        if label.casefold() == wanted:
+            return label
+    for label, name in transcript.speaker_names.items():
+        if " ".join(name.split()).casefold() == wanted:
+            return label
+    if EXTRA_VOICE.match(wanted):
+        return wanted
+    raise ReviewError(f"Nobody called {to!r} speaks in {transcript.story_id}. Choose "
+                      f"{_listing(transcript, choices[:-1])}, or {choices[-1]!r} for a voice the machine missed.")
+
+
+def _listing(transcript: Transcript, labels: list[str]) -> str:
+    shown = [f"{label!r}" + (f" ({transcript.speaker_names[label]})" if label in transcript.speaker_names else "")
+             for label in labels]
+    return ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else "".join(shown)
+
+
+def _transcript_of(store: Store, story_id: str) -> Transcript:
+    transcript = store.read_transcript(story_id, missing_ok=True)
+    if transcript is None:
+        raise NotFound(f"{story_id} is not transcribed yet.")
+    return transcript
+
+
+def _segment_at(transcript: Transcript, segment_id: int) -> int:
+    """The position of segment `segment_id`; NotFound naming the segments there are."""
+    index = next((i for i, s in enumerate(transcript.segments) if s.id == segment_id), None)
+    if index is None:
+        ids = [s.id for s in transcript.segments]
+        there = f"its segments are numbered {min(ids)} to {max(ids)}" if ids else "it has no segments"
+        raise NotFound(f"There is no segment {segment_id} in {transcript.story_id}: {there}.")
+    return index
+
+
+def _check_word(seg: Segment, word: int, split: bool) -> None:
+    """Word `word` of the segment must exist (and, for a split, not be its first): else say what there is."""
+    n = len(seg.words)
+    if not n:
+        raise ReviewError(f"Segment {seg.id} has no timed words, so it cannot be "
+                          + ("split at a word." if split else "given from a word on: give it whole."))
+    if split and n == 1:
+        raise ReviewError(f"Segment {seg.id} has only one word: there is nothing to split.")
+    if not 0 <= word < n:
+        raise ReviewError(f"Segment {seg.id} has {n} words, numbered 0 to {n - 1}: there is no word {word}.")
+    if split and word == 0:
+        raise ReviewError(f"Segment {seg.id} cannot be split before its first word: a split needs words on "
+                          f"both sides. Choose a word from 1 to {n - 1}.")
+
+
+def _cut(seg: Segment, k: int) -> tuple[Segment, Segment]:
+    """The segment as two, before word k: the first keeps its start and ends with word k-1, the
+    second starts with word k and keeps its end. Both remember the machine's speaker."""
+    machine = seg.machine_speaker if seg.machine_speaker is not None else seg.speaker or ""
+
+    def part(words: list[Word], start: float, end: float) -> Segment:
+        return seg.model_copy(deep=True, update={
+            "start": start, "end": end, "words": [w.model_copy() for w in words],
+            "text": "".join(w.word for w in words).strip(), "machine_speaker": machine,
+        })
+
+    head, tail = seg.words[:k], seg.words[k:]
+    return part(head, seg.start, max(head[-1].end, seg.start)), part(tail, tail[0].start, max(seg.end, tail[-1].end))
+
+
+def _quoted(words: list[Word] | str, n: int = 6) -> str:
+    """The first n words, in quotes: “When we started the peer support…”."""
+    tokens = words.split() if isinstance(words, str) else [w.word.strip() for w in words]
+    return f"“{' '.join(tokens[:n])}{'…' if len(tokens) > n else ''}”"
+
+
+def give_segment(store: Store, story_id: str, segment_id: int, to: str | None, settings: Settings,
+                 based_on: str | None = None) -> SpeakerChange:
+    """Give a whole segment to another speaker: `to` is a label, a name the reviewer gave, or None
+    for the other of the two voices. The quotes are derived again from the corrected speakers."""
+    return _give(store, story_id, segment_id, None, to, settings, based_on)
+
+
+def give_words_from(store: Store, story_id: str, segment_id: int, from_word: int, to: str | None,
+                    settings: Settings, based_on: str | None = None) -> SpeakerChange:
+    """A turn the machine missed: the words from `from_word` (0 is the segment's first) to the end of
+    the segment go to another speaker, as a segment of their own right after the rest. Only this
+    segment changes; the ones after it keep their speakers (give them whole if they are wrong too)."""
+    return _give(store, story_id, segment_id, from_word, to, settings, based_on)
+
+
+def _give(store: Store, story_id: str, segment_id: int, from_word: int | None, to: str | None,
+          settings: Settings, based_on: str | None) -> SpeakerChange:
+    story_dir(store, story_id)
+    with store.edit_lock(story_id):
+        _check(store.transcript_path(story_id), based_on)
+        transcript = _transcript_of(store, story_id)
+        index = _segment_at(transcript, segment_id)
+        seg = transcript.segments[index]
+        if from_word is not None:
+            _check_word(seg, from_word, split=False)
+        speaker = _speaker_for(transcript, seg.speaker, to)
+        if seg.speaker == speaker:
+            said = f"Nothing changed: segment {segment_id} is already {who(transcript, speaker)}'s."
+            return SpeakerChange(transcript, said, changed=False, segments=[segment_id])
+        if not from_word:  # the whole segment (from its first word is the same)
+            if seg.machine_speaker is None:
+                seg.machine_speaker = seg.speaker or ""
+            seg.speaker = speaker
+            touched = [segment_id]
+            shown = _quoted(seg.words or seg.text)
+            said = f"Segment {segment_id} ({timefmt.duration(seg.start)}, {shown}) is now {who(transcript, speaker)}'s."
+        else:
+            head, tail = _cut(seg, from_word)
+            tail.speaker = speaker
+            transcript.segments[index:index + 1] = [head, tail]
+            _renumber(transcript)
+            touched = [head.id, tail.id]
+            said = (f"The words from {_quoted(tail.words)} ({timefmt.duration(tail.start)}) to the end of segment "
+                    f"{segment_id} are now {who(transcript, speaker)}'s, as segment {tail.id}.")
+        _save_transcript(store, transcript)
+        _record(store, story_id, said)
+    log.info("Who spoke corrected by a reviewer in %s: %s", story_id, said, extra={"story": story_id})
+    # Outside the lock, as the pipeline's extract stage does it: other changes to the story (a
+    # decision in another tab) need not wait for the quotes, which takes seconds on a long story.
+    derived, problem = _derive_quotes(store, story_id, settings)
+    with store.edit_lock(story_id):
+        quotes, notes = note_quotes(store, story_id, _transcript_of(store, story_id))
+    return SpeakerChange(transcript, said, changed=True, segments=touched, quotes=quotes if derived else None,
+                         notes=notes, problem=problem)
+
+
+def split_segment(store: Store, story_id: str, segment_id: int, at_word: int,
+                  based_on: str | None = None) -> SpeakerChange:
+    """Split a segment in two before word `at_word` (1 to its last): the first part ends with the
+    word before, the second starts with that word; both keep the speaker. Who said what does not
+    change, so the quotes (made from whole turns of one speaker) stay as they are."""
+    story_dir(store, story_id)
+    with store.edit_lock(story_id):
+        _check(store.transcript_path(story_id), based_on)
+        transcript = _transcript_of(store, story_id)
+        index = _segment_at(transcript, segment_id)
+        seg = transcript.segments[index]
+        _check_word(seg, at_word, split=True)
+        head, tail = _cut(seg, at_word)
+        transcript.segments[index:index + 1] = [head, tail]
+        _renumber(transcript)
+        said = (f"Segment {segment_id} is split in two: segment {head.id} ends with {_quoted(head.words[-1:])}, "
+                f"segment {tail.id} starts with {_quoted(tail.words)} ({timefmt.duration(tail.start)}).")
+        _save_transcript(store, transcript)
+        log.info("Segment split by a reviewer in %s: %s", story_id, said, extra={"story": story_id})
+        _record(store, story_id, said)
+    return SpeakerChange(transcript, said, changed=True, segments=[head.id, tail.id])
+
+
+def _renumber(transcript: Transcript) -> None:
+    for i, seg in enumerate(transcript.segments):
+        seg.id = i
+
+
+def _record(store: Store, story_id: str, said: str) -> None:
+    with store.updating_story(story_id) as story:
+        story.history.append(HistoryEntry(state=story.state, note=f"reviewer: {said}"))
+
+
+# Times the quotes are derived again when the transcript keeps changing while they are (two quick
+# corrections in a row): the last derivation always starts from the newest transcript.
+DERIVE_TRIES = 3
+
+
+def _derive_quotes(store: Store, story_id: str, settings: Settings) -> tuple[QuotesFile | None, str | None]:
+    """The quotes again from the corrected speakers, keeping every decision (extract_story). Only for
+    a story whose quotes were already found: otherwise the pipeline's extract stage does it next.
+    When the transcript changed while they were derived (another correction, whose own derivation
+    may have finished first), they are derived again, so the newest transcript's quotes are kept."""
+    from storypipe.tasks.extract import extract_story
+
+    if not store.quotes_path(story_id).exists():
+        return None, None
+    try:
+        for _ in range(DERIVE_TRIES):
+            based_on = version(store.transcript_path(story_id))
+            quotes = extract_story(story_id, store, settings)
+            if version(store.transcript_path(story_id)) == based_on:
+                break
+        return quotes, None
+    except Exception as e:  # noqa: BLE001 - the correction is saved; say what did not follow it
+        log.warning("The quotes of %s could not be derived again after a correction of who spoke: %s", story_id, e,
+                    extra={"story": story_id})
+        return None, (f"The change is saved, but the quotes could not be derived again ({e}). They are as they "
+                      "were; decided quotes are marked where the correction runs through them.")
+
+
+def speakers_between(transcript: Transcript, start: float, end: float) -> list[str | None]:
+    """Who said the words from start to end, in the order they speak."""
+    return list(dict.fromkeys(s.speaker for s in transcript.segments for w in s.words if w.within(start, end)))
+
+
+def speaker_note(transcript: Transcript, quote: Quote) -> str | None:
+    """Set the quote's speaker and review note from the transcript's speakers: a quote whose words
+    are now one person's takes their label; one that holds two people's words (a correction of who
+    spoke runs through it, or its edges were moved over a turn) gets a note saying what to do, and
+    so does one a correction made the interviewer's (kept while it is). Rejected quotes need no note.
+    Returns the note."""
+    voices = speakers_between(transcript, quote.start, quote.end)
+    was = quote.speaker
+    if len(voices) == 1:
+        quote.speaker = voices[0]
+    note = None
+    if quote.status == "rejected":
+        pass
+    elif len(voices) > 1:
+        names = " and ".join(who(transcript, v) for v in voices)
+        note = f"Now holds the words of {names}. Move its edges so it holds one person's words, or reject it."
+    elif voices == [INTERVIEWER] and (was != INTERVIEWER or quote.review_note):
+        note = (f"Now said by {who(transcript, INTERVIEWER)}: who spoke was corrected. A quote is usually the "
+                "storyteller's: check it, or reject it.")
+    quote.review_note = note
+    return note
+
+
+def note_quotes(store: Store, story_id: str, transcript: Transcript) -> tuple[QuotesFile | None, dict[str, str]]:
+    """Every quote checked against who spoke now (speaker_note); quotes.json written when that changed
+    anything. Returns the quotes and the notes by quote id."""
+    quotes = store.read_quotes(story_id, missing_ok=True)
+    if quotes is None:
+        return None, {}
+    before = quotes.model_copy(deep=True)
+    notes = {q.id: n for q in quotes.quotes if (n := speaker_note(transcript, q))}
+    if quotes != before:
+        store.write_quotes(story_id, quotes)
+    return quotes, notes
+
+
 def mark_reviewed(store: Store, story_id: str) -> Story:
     story_dir(store, story_id)
     with store.updating_story(story_id) as story:
@@ -216,6 +507,7 @@ def update_quote(
             quote.start, quote.end = words[first].start, words[last].end
             quote.text = "".join(w.word for w in words[first : last + 1]).strip()
             quote.edited = True
+            speaker_note(transcript, quote)
         if title is not None:
             quote.title = " ".join(title.split())[:100] or None
         if description is not None:
@@ -276,7 +568,7 @@ def change_consent(store: Store, story_id: str, changes: dict[str, bool], settin
     """Change what the storyteller consents to. A withdrawal takes effect at once: the staged
     package goes, and so do the story's clips that are not yet published. A new permission to
     publish the full story stages it now."""
-    from storypipe.tasks import clips, stage
+    from storypipe.tasks import clips, search, stage
 
     unknown = set(changes) - set(Consent.model_fields)
     if unknown:
@@ -298,6 +590,7 @@ def change_consent(store: Store, story_id: str, changes: dict[str, bool], settin
             log.info("%s: staged package removed after the consent change", story_id, extra={"story": story_id})
     if not after.clips or after.anonymise != before.anonymise:
         clips.withdraw_story(store, story_id)
+    search.consent_changed(store, story_id, settings)  # a withdrawn transcript consent leaves search at once
     if after.full_story and story.state in ("extracted", "staged"):
         stage.stage_story(story_id, store, settings)
     return store.read_story(story_id)

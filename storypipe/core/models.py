@@ -180,6 +180,9 @@ class Segment(BaseModel):
     words: list[Word] = Field(default_factory=list)
     # The recogniser's own text, kept when a reviewer corrects `text` (exports use `text`).
     machine_text: str | None = None
+    # The speaker the machine gave ("" for none), kept when a reviewer changes who said this segment
+    # or splits it (storypipe/app/review.py); a re-run of the pipeline keeps such a transcript.
+    machine_speaker: str | None = None
 
 
 class Transcript(BaseModel):
@@ -229,6 +232,9 @@ class Quote(BaseModel):
     edited: bool = False
     # Set when a person chose the quote's themes (confirmed, added or removed one): a re-run keeps them.
     themes_checked: bool = False
+    # For the reviewer, in plain words, when a correction of who spoke touched this decided quote
+    # (e.g. its words are now said by two people); worked out again at each such correction.
+    review_note: str | None = None
 
 
 class QuotesFile(BaseModel):

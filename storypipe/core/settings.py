@@ -268,6 +268,25 @@ class MeaningSettings(Section):
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storypipe"
 
 
+class ThemeSettings(Section):
+    """Themes by meaning and from the team's examples (tasks/common/theme_meaning.py); see [themes]."""
+
+    embed_cues: bool
+    meaning_weight: float = Field(ge=0)
+    meaning_from_z: float
+    meaning_full_z: float
+    min_lean: float = Field(ge=-1, le=1)
+    min_place: float = Field(ge=0, le=1)
+    min_background: int = Field(ge=2)
+    examples: bool
+    example_weight: float = Field(ge=0)
+    example_neighbours: int = Field(ge=1)
+    example_from_z: float
+    examples_shown: int = Field(ge=0)
+    example_words: int = Field(ge=1)
+    cache_folder: str
+
+
 class StereoSettings(Section):
     """Split-stereo detection and word attribution (tasks/transcribe/speakers.py); see [speakers.stereo]."""
 
@@ -285,17 +304,18 @@ class StereoSettings(Section):
 class DiarizeSettings(Section):
     """Mono diarization (tasks/transcribe/speakers.py); see [speakers.diarize]."""
 
-    window_s: float
-    hop_s: float
-    word_pad_s: float
-    min_speech_s: float
-    max_cluster_windows: int
-    same_voice_similarity: float
-    min_voice_words: int
-    max_flip_words: int
-    isolated_pause_s: float
-    snap_words: int
-    snap_min_gain_s: float
+    window_s: float = Field(gt=0)
+    hop_s: float = Field(gt=0)
+    word_pad_s: float = Field(ge=0)
+    run_break_rank: float = Field(ge=0, lt=1)
+    max_run_s: float = Field(gt=0)
+    contexts_s: list[float] = Field(min_length=1)
+    restarts: int = Field(ge=1)
+    refine_rounds: int = Field(ge=1)
+    switch_cost: float = Field(ge=0)
+    pause_bonus: float = Field(ge=0)
+    sentence_bonus: float = Field(ge=0)
+    question_bonus: float = Field(ge=0)
 
 
 class SpeakerSettings(Section):
@@ -475,6 +495,27 @@ class ReportSettings(Section):
     chart_width_in: float
 
 
+class SearchSettings(Section):
+    """Search across stories (tasks/search): how passages are cut and ranked; see [search]."""
+
+    window_words: int = Field(gt=0)
+    max_words: int = Field(gt=0)
+    overlap_sentences: int = Field(ge=0)
+    min_words: int = Field(ge=1)
+    leave_out_speakers: list[str]
+    limit: int = Field(ge=1)
+    min_score: float = Field(ge=-1, le=1)
+    phrase_boost: float = Field(ge=0)
+    short_penalty: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> SearchSettings:
+        if self.max_words < self.window_words:
+            raise ValueError(f"search.max_words ({self.max_words}) must be at least search.window_words "
+                             f"({self.window_words})")
+        return self
+
+
 # --- all of them -----------------------------------------------------------------------------------
 
 
@@ -517,6 +558,7 @@ class Settings(BaseSettings):
     transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
     speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
     meaning: MeaningSettings = Field(default_factory=MeaningSettings)
+    themes: ThemeSettings = Field(default_factory=ThemeSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)
     stage: StageSettings = Field(default_factory=StageSettings)
@@ -526,6 +568,7 @@ class Settings(BaseSettings):
     run: RunSettings = Field(default_factory=RunSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -40,6 +40,10 @@ MANIFEST_CSV_FILE = "manifest.csv"
 # A findings report: reports/<yyyy-mm-dd>/ (tasks/report writes them).
 REPORT_MD, REPORT_HTML, REPORT_PDF = "report.md", "report.html", "report.pdf"
 REPORT_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The search index (tasks/search): one file per story. It holds transcript text, so it always stays
+# inside the root, whatever [run] state_dir says.
+SEARCH_DIR = Path(".storypipe") / "search"
+SEARCH_SUFFIX = ".npz"
 MANIFEST_CSV_FIELDS = ["file", "video_file", "story_id", "quote_id", "start", "end", "duration_s", "title",
                        "privacyStatus", "playlist", "video_id"]
 
@@ -200,6 +204,19 @@ class Store:
             yield story
             if story != before:
                 write_model(self.story_path(story_id), story)
+
+    # ---- the search index: .storypipe/search/<story_id>.npz (tasks/search writes them) ----
+
+    @property
+    def search_dir(self) -> Path:
+        return self.root / SEARCH_DIR
+
+    def search_index_path(self, story_id: str) -> Path:
+        return self.search_dir / f"{story_id}{SEARCH_SUFFIX}"
+
+    def search_indexed_ids(self) -> list[str]:
+        """Ids of the stories that have a search index file (their story may be gone since)."""
+        return sorted(p.name.removesuffix(SEARCH_SUFFIX) for p in self.search_dir.glob(f"*{SEARCH_SUFFIX}"))
 
     # ---- findings reports: reports/<day>/report.md, report.html (and report.pdf) ----
 

@@ -6,6 +6,7 @@ in words for the team (shown by `storypipe status` and the review app).
 | what                         | needs                          |
 |------------------------------|--------------------------------|
 | transcribe (and extract)     | transcript                     |
+| search across stories        | transcript                     |
 | cut clips of quotes          | transcript and clips           |
 | publish clips (YouTube)      | transcript and clips           |
 | stage the full story         | transcript and full_story      |
@@ -26,6 +27,11 @@ def _consent(subject: Story | Consent) -> Consent:
 
 def transcribe(subject: Story | Consent) -> str | None:
     return None if _consent(subject).transcript else f"not transcribed: {NO_TRANSCRIPT}"
+
+
+def search(subject: Story | Consent) -> str | None:
+    """The search index holds the transcript's text, so the transcript answer decides (tasks/search)."""
+    return None if _consent(subject).transcript else f"not searchable: {NO_TRANSCRIPT}"
 
 
 def _needs(subject: Story | Consent, answer: str, refused: str, why: str) -> str | None:

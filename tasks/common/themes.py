@@ -3,8 +3,12 @@
 Each descriptor of a theme has cue words and phrases and a weight. A text matches a cue as written,
 and a phrase also on lemmas ("they listened to me" matches "listen to me"), with spaCy's PhraseMatcher. A theme's
 score is the sum of the weights of its descriptors that matched, each counted once, so a quote that
-says "equal" five times is not five times more about sharing power. Word vectors are not used: the
-small English model has none, and pretending otherwise would tag at random.
+says "equal" five times is not five times more about sharing power. spaCy's word vectors are not
+used: the small English model has none, and pretending otherwise would tag at random.
+
+Beside the cues, what a quote means is evidence too (theme_meaning.py: sentence embeddings of the
+codebook's texts, and the quotes the team approved as examples), in the same units: `rank` adds it
+to the cue score when it is given, and `why` shows each part.
 """
 
 from __future__ import annotations
@@ -15,11 +19,17 @@ import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, ValidationError
 
 from storypipe.core.jsonio import BadFileError
 from storypipe.core.settings import shipped_file
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from storypipe.tasks.common.theme_meaning import ThemeEvidence, ThemeMeaning
 
 PROJECT_THEMES = shipped_file("themes.toml")  # the shipped codebook (config/themes.toml, in the package)
 ROOT_THEMES_NAME = "themes.toml"
@@ -29,6 +39,9 @@ class Descriptor(BaseModel):
     text: str
     weight: float = Field(default=1.0, gt=0)
     cues: list[str] = Field(min_length=1)
+    # How a storyteller might say it, in whole sentences: embedded for matching by meaning (never
+    # matched word for word as cues are).
+    says: list[str] = Field(default_factory=list)
 
 
 class Theme(BaseModel):
@@ -93,9 +106,21 @@ Hits = dict[tuple[str, int], list[str]]  # (theme id, descriptor index) -> cues 
 @dataclass
 class ThemeMatch:
     theme: str
-    score: float
+    score: float  # all the evidence: cue_score + meaning's + the examples'
     cues: list[str]  # the cues found, as spoken
     tagged: bool  # strong enough to tag the quote; otherwise only a suggestion
+    cue_score: float = 0.0
+    evidence: ThemeEvidence | None = None  # by meaning and from the team's examples, when given
+
+    def explain(self) -> dict:
+        """The theme's entry in a quote's `why["themes"]`: the score and every part behind it."""
+        out: dict = {"score": self.score, "cues": self.cues, "cue_score": self.cue_score}
+        if self.evidence is not None:
+            out["meaning"] = self.evidence.explain_meaning()
+            out["examples"] = self.evidence.explain_examples()
+            out["examples_score"] = self.evidence.examples_score
+        out["tagged"] = self.tagged
+        return out
 
 
 LEMMA_NEEDS_NOT = ("parser", "ner", "textrank", "senter")
@@ -138,23 +163,40 @@ class ThemeTagger:
                     spoken.append(cue)
         return found
 
-    def rank(self, found: Hits) -> list[ThemeMatch]:
-        """Themes from descriptor hits (of one sentence or several together), strongest first."""
-        scores: dict[str, float] = defaultdict(float)
+    def rank(self, found: Hits, evidence: dict[str, ThemeEvidence] | None = None) -> list[ThemeMatch]:
+        """Themes from descriptor hits (of one sentence or several together), strongest first. With
+        `evidence` (theme_meaning.WindowEvidence.row), meaning and the team's examples add to the cues."""
+        cue_scores: dict[str, float] = defaultdict(float)
         cues: dict[str, list[str]] = defaultdict(list)
         for (theme_id, d_index), spoken in found.items():
-            scores[theme_id] += self._weights[theme_id][d_index]
+            cue_scores[theme_id] += self._weights[theme_id][d_index]
             cues[theme_id].extend(c for c in spoken if c not in cues[theme_id])
+        scores = dict(cue_scores)
+        for theme_id, ev in (evidence or {}).items():
+            extra = ev.meaning_score + ev.examples_score
+            if extra > 0:
+                scores[theme_id] = scores.get(theme_id, 0.0) + extra
         m = self.book.matching
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         if not ranked:
             return []
         best = ranked[0][1]
         return [
-            ThemeMatch(theme=t, score=round(s, 3), cues=cues[t], tagged=s >= m.threshold)
+            ThemeMatch(theme=t, score=round(s, 3), cues=cues[t], tagged=s >= m.threshold,
+                       cue_score=round(cue_scores.get(t, 0.0), 3), evidence=(evidence or {}).get(t))
             for t, s in ranked[: m.max_themes]
             if s >= m.suggest and s >= m.relative * best
         ]
+
+    def rank_all(self, found: list[Hits], vectors: np.ndarray | None = None, coder: ThemeMeaning | None = None,
+                 background: np.ndarray | None = None) -> list[list[ThemeMatch]]:
+        """`rank` for many quotes at once (a story's candidate windows): their cue hits, their meaning
+        vectors (unit rows, one per quote) and the codebook by meaning. Meaning is judged against the
+        recording, so give all of a story's windows together; `background` defaults to them."""
+        if coder is None or vectors is None:
+            return [self.rank(hits) for hits in found]
+        evidence = coder.evidence(vectors, background)
+        return [self.rank(hits, evidence.row(i)) for i, hits in enumerate(found)]
 
     def match(self, doclike) -> list[ThemeMatch]:
         """Suggested and tagged themes of a text, strongest first."""

@@ -43,6 +43,7 @@ from storypipe.core.settings import ExtractSettings, MeaningSettings, Settings
 from storypipe.tasks.common import meaning
 from storypipe.tasks.common.nlp import join_words, load_nlp, speaker_turns, word_range
 from storypipe.tasks.common.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge_hits, tagger_for
+from storypipe.tasks.common.theme_meaning import ThemeMeaning, codebook_meaning, theme_meaning_for
 
 log = logging.getLogger("storypipe")
 
@@ -301,6 +302,7 @@ def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], 
 def score_windows(
     sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
     tagger: ThemeTagger, theme_vectors: np.ndarray | None = None, shorter: bool = False,
+    coder: ThemeMeaning | None = None,
 ) -> list[Scored]:
     """Every window scored, best first. With `theme_vectors` (and sentence vectors) the parts that
     come from what the words mean are added."""
@@ -310,10 +312,15 @@ def score_windows(
     everything = [s for sents in sentences_by_turn for s in sents]
     meant = (meaning_parts([w for w, _ in windows], everything, theme_vectors)
              if theme_vectors is not None and everything and everything[0].vector is not None else None)
+    found = [merge_hits([s.themes for s in w]) for w, _ in windows]
+    vectors = (np.stack([window_vector(w) for w, _ in windows])
+               if coder is not None and windows and everything[0].vector is not None else None)
+    ranked = tagger.rank_all(found, vectors, coder)
     scored = []
     for i, (window, ends_turn) in enumerate(windows):
-        themes = tagger.rank(merge_hits([s.themes for s in window]))
-        parts = score_parts(window, keys, cfg, sum(t.score for t in themes) / threshold)
+        themes = ranked[i]
+        # Cues only, as before: meaning's share of a theme is in `on_theme` already (and gives every window one).
+        parts = score_parts(window, keys, cfg, sum(t.cue_score for t in themes) / threshold)
         parts["ends_turn"] = 1.0 if ends_turn else 0.0
         if meant is not None:
             parts.update(meant[i])
@@ -348,7 +355,7 @@ def candidate_quotes(scored: list[Scored], keyed: list[tuple[str, KeyPhrase]], c
                 score=item.score,
                 keyphrases=[kp.text for k, kp in keyed if f" {k} " in lemmas],
                 themes=[t.theme for t in themes if t.tagged],
-                why={**parts, "themes": {t.theme: {"score": t.score, "cues": t.cues, "tagged": t.tagged} for t in themes}},
+                why={**parts, "themes": {t.theme: t.explain() for t in themes}},
             )
         )
         if len(chosen) >= cfg.max_quotes:
@@ -378,7 +385,7 @@ def merge_decisions(new: list[Quote], previous: list[Quote]) -> list[Quote]:
 
 def extract(
     transcript: Transcript, cfg: ExtractSettings, themes_path: Path = PROJECT_THEMES,
-    meaning_cfg: MeaningSettings | None = None,
+    meaning_cfg: MeaningSettings | None = None, coder: ThemeMeaning | None = None,
 ) -> tuple[list[Quote], list[KeyPhrase], list[Entity]]:
     """Quotes, key phrases and entities from the storyteller's speech (everyone's but the interviewer's)."""
     meaning_cfg = meaning_cfg or MeaningSettings()
@@ -390,10 +397,11 @@ def extract(
     for sentence, vector in zip(flat, meaning.embed([s.text for s in flat], meaning_cfg)):
         sentence.vector = vector
     themes = theme_vectors(tagger.book, meaning_cfg)
+    coder = coder or codebook_meaning(tagger.book, meaning_cfg)
     docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
     keyphrases, keyed = keyphrases_of(docs, cfg)
-    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes), keyed, cfg,
-                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True))
+    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes, coder=coder), keyed, cfg,
+                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder))
     return quotes, keyphrases, entities_of(docs)
 
 
@@ -401,9 +409,9 @@ def extract_story(story_id: str, store: Store, settings: Settings) -> QuotesFile
     """Write quotes.json and keyphrases.json for a transcribed story, keeping earlier human decisions."""
     transcript = store.read_transcript(story_id)
     started = time.monotonic()
-    quotes, keyphrases, entities = extract(
-        transcript, settings.extract, codebook_path(store.root, settings.extract.themes_file), settings.meaning
-    )
+    path = codebook_path(store.root, settings.extract.themes_file)
+    coder = theme_meaning_for(tagger_for(load_nlp(settings.extract.spacy_model), path).book, settings, store, story_id)
+    quotes, keyphrases, entities = extract(transcript, settings.extract, path, settings.meaning, coder)
     # The decisions are read, merged and written under the edit lock, so one a reviewer makes
     # while the quotes are computed is kept, not overwritten.
     with store.updating_story(story_id) as story:

@@ -133,7 +133,8 @@ def _reviewed_transcript(store: Store, story_id: str) -> Transcript | None:
         transcript = store.read_transcript(story_id)
     except BadFileError:
         return None
-    edited = transcript.speaker_names or any(s.machine_text is not None for s in transcript.segments)
+    edited = transcript.speaker_names or any(s.machine_text is not None or s.machine_speaker is not None
+                                             for s in transcript.segments)
     return transcript if edited else None
 
 
@@ -180,6 +181,11 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def story_language(story: Story, settings: Settings) -> str | None:
+    """The language a story is transcribed in: its sidecar's, else the config's, else None (detect)."""
+    return story.metadata.language or settings.transcribe.language or None
 
 
 def compute_transcript(story_id: str, store: Store, settings: Settings) -> tuple[Transcript, float]:

@@ -6,10 +6,24 @@ between two of its words. Two ways to tell the voices apart, chosen per recordin
 - **Split stereo** (one voice per channel, e.g. two lapel mics into a stereo recorder): each word goes
   to the channel that is louder over its span. Exact and cheap, so it is used whenever two speakers
   are expected and the channels really carry different voices (`is_split_stereo`).
-- **Mono** (or stereo whose channels carry the same mix): offline diarization. Resemblyzer's bundled
-  voice encoder embeds sliding windows of speech (only where the recogniser found words, silence cut
-  out), the windows are clustered into `n_speakers` voices, each word takes the voice whose centre the
-  windows covering it are nearest to, and short flips are smoothed away.
+- **Mono** (or stereo whose channels carry the same mix): offline diarization into exactly
+  `n_speakers` voices (the sidecar's `speakers:`, else `speakers.default_count`, 2): only
+  `speakers: 1` makes a monologue, and no similarity constant ever merges two voices into one.
+  1. The words are grouped into speech runs between pauses (a pause: a gap that is long *for this
+     recording*, by its rank among the recording's gaps); long runs are cut into sub-runs.
+  2. Resemblyzer's bundled voice encoder embeds short windows inside each run (partial
+     utterances of the words' own sound, silence cut out, never across a pause; a run shorter than
+     a window is embedded whole), and each word pools the windows that cover it.
+  3. The windows, each averaged with its neighbours over a few seconds (a voice changes slowly, the
+     words every window), are clustered (k-means) into the expected number of voices.
+  4. A Viterbi pass over the words re-segments the recording: each word scores each voice by a
+     linear discriminant fitted to this recording's own windows (so "how alike is alike" is
+     measured here, not fixed), and a change of speaker has a cost that is lower after a long
+     pause (by its rank), a sentence end and a question, so each turn stays whole. Voices are
+     re-estimated from the words they got and the pass repeated.
+  Steps 3-4 start from several context lengths; the result whose voices are most clearly apart
+  (mean margin over its spread) is kept. If keeping turns whole ever leaves a voice without words,
+  turns are made cheaper to change until it is heard.
 
 Names: the voice with the most words is `storyteller`, the next `interviewer`, then `speaker 3`,
 `speaker 4`... A team can override this per recording with `roles` (from the sidecar):
@@ -129,15 +143,16 @@ class _Item:
     start: float
     end: float
     words: int  # how many words it counts for (role by word count)
+    text: str = ""  # the word (or the wordless segment's text): a "?" at its end is a turn-taking cue
 
 
 def _items(segments: list[Segment]) -> list[_Item]:
     items = []
     for i, seg in enumerate(segments):
         if seg.words:
-            items += [_Item(i, j, w.start, max(w.end, w.start), 1) for j, w in enumerate(seg.words)]
+            items += [_Item(i, j, w.start, max(w.end, w.start), 1, w.word) for j, w in enumerate(seg.words)]
         else:
-            items.append(_Item(i, None, seg.start, max(seg.end, seg.start), len(seg.text.split())))
+            items.append(_Item(i, None, seg.start, max(seg.end, seg.start), len(seg.text.split()), seg.text))
     return items
 
 
@@ -277,17 +292,6 @@ def attribute_by_channel(
     return ids
 
 
-def _fill_undecided(ids: list[int | None]) -> list[int]:
-    decided = [i for i in ids if i is not None]
-    if not decided:
-        return [0] * len(ids)
-    out, last = [], decided[0]
-    for i in ids:
-        last = last if i is None else i
-        out.append(last)
-    return out
-
-
 # --- mono diarization ----------------------------------------------------------------------------
 
 _ENCODER_LOCK = threading.Lock()
@@ -361,88 +365,336 @@ def _mel(mono: np.ndarray, chunk_frames: int = 6000, rate: int | None = None) ->
     return out
 
 
-def embed_windows(frames: np.ndarray, starts: np.ndarray, width: int, batch: int = 64) -> np.ndarray:
-    """L2-normalised voice embeddings of frames[s:s+width] for each start s."""
+# Mel frames per second: resemblyzer's 10 ms hop (hparams.mel_window_step), as _mel computes them.
+MEL_FPS = 100
+
+
+def embed_windows(windows: list[np.ndarray], batch: int = 64) -> np.ndarray:
+    """L2-normalised voice embeddings of mel windows of any length (resemblyzer's partial
+    utterances; a pause-to-pause run shorter than a window is embedded whole).
+
+    Windows are batched by length (longest first) and packed, so the LSTM reads each one to its own
+    end and no padding reaches the embedding."""
     import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
 
     encoder = voice_encoder()
-    out = []
+    out = np.zeros((len(windows), encoder.linear.out_features), dtype=np.float32)
+    order = sorted(range(len(windows)), key=lambda j: -len(windows[j]))
     with torch.inference_mode():
-        for i in range(0, len(starts), batch):
-            chunk = np.stack([frames[s: s + width] for s in starts[i: i + batch]])
-            out.append(encoder(torch.from_numpy(chunk)).numpy())
-    emb = np.concatenate(out)
-    return emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9)
+        for i in range(0, len(order), batch):
+            idx = order[i: i + batch]
+            lengths = [max(1, len(windows[j])) for j in idx]
+            x = np.zeros((len(idx), lengths[0], windows[idx[0]].shape[1]), dtype=np.float32)
+            for row, j in enumerate(idx):
+                x[row, : len(windows[j])] = windows[j]
+            packed = pack_padded_sequence(torch.from_numpy(x), torch.tensor(lengths), batch_first=True)
+            _, (hidden, _) = encoder.lstm(packed)
+            out[idx] = encoder.relu(encoder.linear(hidden[-1])).numpy()
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
+
+
+@dataclass
+class _Evidence:
+    """The voice-encoder view of a recording: windows inside speech runs, and which words they cover."""
+
+    runs: list[tuple[int, int]]  # [first, end) item ranges between pauses (long runs cut into sub-runs)
+    emb: np.ndarray  # (windows, dim) unit vectors
+    window_run: np.ndarray  # (windows,) the run each window lies in
+    seconds: np.ndarray  # (windows,) how much speech each window holds (shorter than window_s in a short run)
+    cover: list[np.ndarray]  # per item: the windows covering it
 
 
 def diarize(
-    items: list[_Item], mono: np.ndarray, n_speakers: int, cfg: DiarizeSettings | None = None, rate: int | None = None,
+    items: list[_Item], mono: np.ndarray, n_speakers: int, cfg: DiarizeSettings | None = None,
+    rate: int | None = None,
 ) -> np.ndarray:
-    """A voice id (0..n_speakers-1) per item, from voice-encoder windows over the words' speech."""
+    """A voice id (0..n_speakers-1) per item. Every one of the n voices gets words whenever there
+    are at least n items: how many people speak is the sidecar's to say, never a guess from here.
+
+    Windows inside the speech runs between pauses are embedded (resemblyzer partials, pooled per
+    word), clustered to n voices, and then a Viterbi pass over the words, with evidence measured
+    against this recording's own spread, keeps each turn whole and lets turns change where people
+    take them (see the module's docstring).
+    """
     cfg = cfg or DiarizeSettings()
-    fps = 100  # mel frames per second (10 ms hop)
-    zeros = np.zeros(len(items), dtype=int)
+    k = min(n_speakers, len(items))
+    if k < n_speakers:
+        log.info("speakers: only %d word(s) in the recording, fewer than the %d voices expected", len(items),
+                 n_speakers)
+    if k <= 1:
+        return np.zeros(len(items), dtype=int)
     mel = _mel(mono, rate=rate)
-    mel *= np.float32(_gain(mono, items, rate=rate) ** 2)  # power: the square of the level gain (in place: an hour is 58 MB)
-    total = len(mel)
-    spans = [(min(int(it.start * fps), total - 1), min(max(int(np.ceil(it.end * fps)), int(it.start * fps) + 1), total))
-             for it in items]
-    mask = np.zeros(total, dtype=bool)
-    pad = int(cfg.word_pad_s * fps)
-    for a, b in spans:
-        mask[max(0, a - pad): b + pad] = True
-    speech = np.flatnonzero(mask)  # compact position -> mel frame
-    width, hop = int(cfg.window_s * fps), max(1, int(cfg.hop_s * fps))
-    if len(speech) < max(cfg.min_speech_s * fps, width):
-        log.info("speakers: too little speech to tell voices apart; one speaker")
-        return zeros
-    starts = np.arange(0, len(speech) - width + 1, hop)
-    if starts[-1] != len(speech) - width:
-        starts = np.append(starts, len(speech) - width)
-    speech_mel = mel[speech]
-    del mel  # only the speech frames are needed from here on
-    emb = embed_windows(speech_mel, starts, width)
-    del speech_mel
-    k = min(n_speakers, len(emb))
-    centroids = merge_same_voices(_cluster(emb, k, cfg.max_cluster_windows), cfg.same_voice_similarity)
-    if len(centroids) < 2:
-        log.info("speakers: the voices are too alike to be two people; one speaker")
-        return zeros
-    sims = emb @ centroids.T  # (windows, voices)
-    # Each speech frame scores each voice by the mean similarity of the windows covering it.
-    acc = np.zeros((len(speech) + 1, len(centroids)))
-    cover = np.zeros(len(speech) + 1)
-    np.add.at(acc, starts, sims)
-    np.add.at(acc, starts + width, -sims)
-    np.add.at(cover, starts, 1)
-    np.add.at(cover, starts + width, -1)
-    frame_scores = np.cumsum(acc, axis=0)[:-1] / np.maximum(np.cumsum(cover)[:-1], 1)[:, None]
-    position = np.full(total, -1)
-    position[speech] = np.arange(len(speech))
-    item_scores = np.full((len(items), len(centroids)), np.nan)
-    for n, (a, b) in enumerate(spans):
-        pos = position[a:b]
-        pos = pos[pos >= 0]
-        if len(pos):
-            item_scores[n] = frame_scores[pos].mean(axis=0)
-    known = ~np.isnan(item_scores[:, 0])
-    scores = np.nan_to_num(item_scores, nan=-np.inf)
-    weight = np.array([it.words for it in items], dtype=float)
-    alive = np.ones(len(centroids), dtype=bool)
-    while True:  # drop voices with too few words, smallest first; their words go to the next nearest
-        ids = np.argmax(np.where(alive, scores, -np.inf), axis=1)
-        words = np.bincount(ids[known], weights=weight[known], minlength=len(centroids))
-        small = np.flatnonzero(alive & (words < cfg.min_voice_words))
-        if alive.sum() <= 1 or len(small) == 0:
+    mel *= np.float32(_gain(mono, items, rate=rate) ** 2)  # power: the square of the level gain (in place)
+    ev = _evidence(items, mel, cfg)
+    del mel
+    switch = switch_costs(items, cfg)
+    weight = np.array([max(it.end - it.start, 1.0 / MEL_FPS) for it in items]) / cfg.window_s
+    best = None
+    for context_s in cfg.contexts_s:  # several starts; the one whose voices end up furthest apart wins
+        width = max(1, round(context_s / cfg.hop_s))
+        centres = _cluster(_in_context(ev.emb, width), ev.emb, k, cfg.restarts)
+        ids, scores, centres = refine(ev, centres, switch, weight, cfg.refine_rounds)
+        found = (separation(ev, ids, centres), context_s, ids, scores)
+        log.debug("speakers: starting from %.1f s of context, the voices are %.2f apart", context_s, found[0])
+        if best is None or found[0] > best[0]:
+            best = found
+    separated, _, ids, scores = best
+    ids = every_voice_heard(ids, scores, switch, ev.runs)
+    log.info("speakers: %d voices told apart by their sound (separation %.1f), %d changes of speaker", k,
+             separated, int(np.sum(ids[1:] != ids[:-1])))
+    return ids
+
+
+def refine(ev: _Evidence, centres: np.ndarray, switch: np.ndarray, weight: np.ndarray,
+           rounds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Viterbi over the items, voice centres again from the words each voice got, and again, until
+    nothing changes (at most `rounds` times). Returns the labels, their scores and the centres."""
+    k = len(centres)
+    ids = None
+    for _ in range(rounds):
+        scores = item_scores(ev, ev.emb @ centres.T, k, weight, ids)
+        new = viterbi(scores, switch)
+        if ids is not None and np.array_equal(new, ids):
             break
-        alive[small[np.argmin(words[small])]] = False
-    if alive.sum() <= 1:
-        log.info("speakers: only one voice found; one speaker")
-        return zeros
-    remap = np.cumsum(alive) - 1  # surviving voices renumbered 0..m-1
-    ids = np.array(_fill_undecided([int(remap[v]) if ok else None for v, ok in zip(ids, known)]), dtype=int)
-    ids = smooth_flips(ids, items, cfg)
-    ids = snap_to_pauses(ids, items, cfg)
+        ids = new
+        centres = _recentre(ev, ids, centres)
+    return ids, scores, centres
+
+
+def separation(ev: _Evidence, ids: np.ndarray, centres: np.ndarray) -> float:
+    """How clearly the windows belong to the voices they were given: the mean margin (similarity to
+    their own voice less the nearest other) over its spread, within this recording."""
+    k = len(centres)
+    votes = np.zeros((len(ev.emb), k))
+    for j, windows in enumerate(ev.cover):
+        votes[windows, ids[j]] += 1
+    own = np.argmax(votes, axis=1)
+    sims = ev.emb @ centres.T
+    mine = sims[np.arange(len(sims)), own]
+    sims[np.arange(len(sims)), own] = -np.inf
+    margin = mine - sims.max(axis=1)
+    spread = float(margin.std())
+    return float(margin.mean()) / spread if spread > 0 else 0.0
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 0 else v
+
+
+def speech_runs(items: list[_Item], cfg: DiarizeSettings | None = None) -> list[tuple[int, int]]:
+    """[first, end) ranges of items between pauses, then cut until none is longer than cfg.max_run_s.
+
+    A pause is a gap between words longer than cfg.run_break_rank of this recording's gaps: fast and
+    slow talkers each get the breaths that are long for them. A long run is cut at its longest gap
+    (at its middle word when it has none), so a turn change without a pause can still be found."""
+    cfg = cfg or DiarizeSettings()
+    ranks = gap_ranks(items)
+    cuts = [0] + [j for j in range(1, len(items)) if ranks[j] > cfg.run_break_rank] + [len(items)]
+    out: list[tuple[int, int]] = []
+    todo = list(zip(cuts, cuts[1:]))[::-1]
+    while todo:
+        a, b = todo.pop()
+        if b - a < 2 or items[b - 1].end - items[a].start <= cfg.max_run_s:
+            out.append((a, b))
+            continue
+        gaps = np.array([items[j].start - items[j - 1].end for j in range(a + 1, b)])
+        j = a + 1 + (int(np.argmax(gaps)) if gaps.max() > 0 else (b - a) // 2 - 1)
+        todo += [(j, b), (a, j)]
+    return out
+
+
+def gap_ranks(items: list[_Item]) -> np.ndarray:
+    """Per item, the share of this recording's gaps between words that are shorter than the gap
+    before it (0 for the first item, and for words that touch or overlap the one before)."""
+    # to the millisecond, as the times are kept: equal gaps must rank equal, not by float noise
+    gaps = np.round(np.array([0.0] + [items[j].start - items[j - 1].end for j in range(1, len(items))]), 3)
+    inner = np.sort(gaps[1:])
+    if len(inner) == 0:
+        return np.zeros(len(items))
+    ranks = np.searchsorted(inner, gaps, side="left") / len(inner)
+    ranks[gaps <= 0] = 0.0
+    ranks[0] = 0.0
+    return ranks
+
+
+def _evidence(items: list[_Item], mel: np.ndarray, cfg: DiarizeSettings) -> _Evidence:
+    """Windows of cfg.window_s every cfg.hop_s inside each speech run (only the words' frames, pauses
+    cut out), never across a run's edge; a run shorter than a window is one window."""
+    total = len(mel)
+    pad = int(cfg.word_pad_s * MEL_FPS)
+    width, hop = max(1, int(cfg.window_s * MEL_FPS)), max(1, int(cfg.hop_s * MEL_FPS))
+    spans = [(min(int(it.start * MEL_FPS), total - 1), min(max(int(np.ceil(it.end * MEL_FPS)), int(it.start * MEL_FPS) + 1), total))
+             for it in items]
+    runs = speech_runs(items, cfg)
+    windows: list[np.ndarray] = []
+    window_run: list[int] = []
+    cover: list[list[int]] = [[] for _ in items]
+    for r, (a, b) in enumerate(runs):
+        frames = np.unique(np.concatenate([np.arange(max(0, s - pad), min(total, e + pad)) for s, e in spans[a:b]]))
+        starts = list(range(0, max(1, len(frames) - width + 1), hop))
+        if starts[-1] + width < len(frames):
+            starts.append(len(frames) - width)
+        first = len(windows)
+        for s in starts:
+            windows.append(mel[frames[s: s + width]])
+            window_run.append(r)
+        for j in range(a, b):  # the windows that hold any of the item's own frames
+            lo, hi = np.searchsorted(frames, spans[j][0]), np.searchsorted(frames, spans[j][1])
+            cover[j] = [first + w for w, s in enumerate(starts) if s < max(hi, lo + 1) and s + width > lo]
+            if not cover[j]:
+                cover[j] = [first + int(np.argmin([abs(s + width / 2 - lo) for s in starts]))]
+    return _Evidence(runs, embed_windows(windows), np.array(window_run),
+                     np.array([len(w) / MEL_FPS for w in windows]), [np.array(c) for c in cover])
+
+
+def _in_context(emb: np.ndarray, width: int) -> np.ndarray:
+    """Each window's embedding averaged with its neighbours in time (`width` windows, centred),
+    less the recording's mean. What a voice sounds like changes slowly, what is being said changes
+    every window: averaged over a few seconds, the voices stand out from the words (in near-alike
+    voices the words otherwise pull the clusters apart more than the voices do)."""
+    x = emb - emb.mean(axis=0)
+    half = width // 2
+    padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], width - 1 - half, axis=0)])
+    sums = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(padded, axis=0)])
+    return (sums[width:] - sums[:-width]) / width
+
+
+def _cluster(features: np.ndarray, emb: np.ndarray, k: int, restarts: int) -> np.ndarray:
+    """k voice centres (unit vectors in the encoder's space): k-means on `features` (one row per
+    window), the best of `restarts` seeded starts (k-means++, fixed seed: the same recording always
+    gives the same answer), each centre the mean of its windows' embeddings. None is left empty."""
+    rng = np.random.default_rng(0)
+    n = len(features)
+    if n <= k:
+        return np.stack([_unit(emb[i % n]) for i in range(k)])
+    best, best_inertia = None, np.inf
+    for _ in range(restarts):
+        seeds = [int(rng.integers(n))]
+        for _ in range(1, k):
+            dist = np.min(((features[:, None, :] - features[seeds][None]) ** 2).sum(axis=2), axis=1)
+            seeds.append(int(rng.choice(n, p=dist / dist.sum())) if dist.sum() > 0 else int(rng.integers(n)))
+        centres = features[seeds].copy()
+        for _ in range(n):
+            dist = ((features[:, None, :] - centres[None]) ** 2).sum(axis=2)
+            labels = np.argmin(dist, axis=1)
+            for c in range(k):  # an emptied cluster restarts from the window furthest from its centre
+                if not (labels == c).any():
+                    labels[int(np.argmax(dist[np.arange(n), labels]))] = c
+            new = np.stack([features[labels == c].mean(axis=0) for c in range(k)])
+            if np.allclose(new, centres):
+                break
+            centres = new
+        inertia = float(((features - centres[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return np.stack([_unit(emb[best == c].mean(axis=0)) for c in range(k)])
+
+
+def item_scores(ev: _Evidence, features: np.ndarray, k: int, weight: np.ndarray,
+                ids: np.ndarray | None = None) -> np.ndarray:
+    """Per item and voice, a log-likelihood: how much likelier the windows covering it are under
+    each of the k voices, measured against this recording's own spread.
+
+    `features` (windows, dims) starts with the windows' similarities to the k voice centres. Each
+    voice is modelled as a Gaussian over the features with one covariance shared by all voices
+    (linear discriminant analysis), fitted to the windows of each voice (by the current labels, or
+    the nearest centre at first). So the scores adapt to how far apart the voices are in this
+    recording, not to a constant. Each item's score is the mean over its windows, times its length
+    in windows (`weight`): a long word is more evidence than a short one.
+    """
+    labels = np.argmax(features[:, :k], axis=1)
+    if ids is not None:
+        votes = np.zeros((len(features), k))
+        for j, windows in enumerate(ev.cover):
+            votes[windows, ids[j]] += 1
+        labels = np.where(votes.sum(axis=1) > 0, np.argmax(votes, axis=1), labels)
+    means = np.stack([features[labels == v].mean(axis=0) if (labels == v).any() else features.mean(axis=0)
+                      for v in range(k)])
+    resid = features - means[labels]
+    if len(resid) < 2:  # one window: nothing to tell the voices apart by
+        return np.zeros((len(ev.cover), k))
+    precision = np.linalg.pinv(np.atleast_2d(np.cov(resid, rowvar=False)))
+    diff = features[:, None, :] - means[None, :, :]  # (windows, voices, dims)
+    ll = -0.5 * np.einsum("wvd,de,wve->wv", diff, precision, diff)
+    ll -= ll.max(axis=1, keepdims=True)
+    ll *= (ev.seconds / ev.seconds.max())[:, None]  # a window cut short by a pause says less
+    return np.stack([ll[c].mean(axis=0) for c in ev.cover]) * weight[:, None]
+
+
+def switch_costs(items: list[_Item], cfg: DiarizeSettings | None = None) -> np.ndarray:
+    """Per item, what it costs (in the scores' units) for the speaker to change just before it.
+
+    Cheaper after a long pause (by the gap's rank among this recording's gaps), after a sentence
+    ends, and more so after a question: that is where people hand the turn over."""
+    cfg = cfg or DiarizeSettings()
+    ranks = gap_ranks(items)
+    ends = np.array([0.0] + [float(items[j - 1].text.rstrip().endswith((".", "!", "?"))) for j in range(1, len(items))])
+    asks = np.array([0.0] + [float(items[j - 1].text.rstrip().endswith("?")) for j in range(1, len(items))])
+    cost = cfg.switch_cost - cfg.pause_bonus * ranks - cfg.sentence_bonus * ends - cfg.question_bonus * asks
+    return np.maximum(cost, 0.0)
+
+
+def viterbi(scores: np.ndarray, switch: np.ndarray) -> np.ndarray:
+    """The most likely voice per item: scores (items, voices) summed, minus switch[j] whenever the
+    voice changes just before item j."""
+    n, k = scores.shape
+    change = 1.0 - np.eye(k)  # [from, to]: 1 where the voice changes
+    back = np.zeros((n, k), dtype=int)
+    total = scores[0].copy()
+    for j in range(1, n):
+        moves = total[:, None] - switch[j] * change
+        back[j] = np.argmax(moves, axis=0)  # ties keep the voice: it comes first only when it is "from"
+        total = moves[back[j], np.arange(k)] + scores[j]
+    path = np.zeros(n, dtype=int)
+    path[-1] = int(np.argmax(total))
+    for j in range(n - 1, 0, -1):
+        path[j - 1] = back[j, path[j]]
+    return path
+
+
+def _recentre(ev: _Evidence, ids: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Voice centres again from the windows of the words each voice now has (a voice with none keeps its centre)."""
+    k = len(centres)
+    votes = np.zeros((len(ev.emb), k))
+    for j, windows in enumerate(ev.cover):
+        votes[windows, ids[j]] += 1
+    labels = np.argmax(votes, axis=1)
+    out = centres.copy()
+    for v in range(k):
+        mine = (labels == v) & (votes.sum(axis=1) > 0)
+        if mine.any():
+            out[v] = _unit(ev.emb[mine].sum(axis=0))
+    return out
+
+
+def every_voice_heard(ids: np.ndarray, scores: np.ndarray, switch: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:
+    """The labels with every expected voice present. When keeping turns whole swallowed a voice,
+    turns are made cheaper to change until it is heard; failing that (the voices sound the same to
+    the encoder), it gets the speech run that fits it best, taken from a voice that has others."""
+    k = scores.shape[1]
+    cost = switch.copy()
+    if len(set(ids.tolist())) < k:
+        log.info("speakers: one voice had no words left after keeping turns whole; letting turns change more easily")
+    while len(set(ids.tolist())) < k and cost.max() > np.finfo(float).eps * switch.max():
+        cost /= 2  # halved until the voice is heard, or the costs are nothing at all
+        ids = viterbi(scores, cost)
+    ids = ids.copy()
+    for v in range(k):
+        if (ids == v).any():
+            continue
+        runs_of = {u: sum(1 for a, _ in runs if ids[a] == u) for u in range(k)}
+        fits = [(float((scores[a:b, v] - scores[np.arange(a, b), ids[a:b]]).sum()), a, b) for a, b in runs
+                if runs_of[int(ids[a])] > 1 and (ids[a:b] == ids[a]).all()]
+        if not fits:  # every run holds a change: give the voice the item that fits it best
+            j = int(np.argmax(scores[:, v] - scores[np.arange(len(ids)), ids]))
+            ids[j] = v
+            continue
+        _, a, b = max(fits)
+        ids[a:b] = v
+        log.info("speakers: two voices sound alike here; the speech most like the second voice was given to it")
     return ids
 
 
@@ -459,95 +711,3 @@ def _gain(mono: np.ndarray, items: list[_Item], target_dbfs: float = -30.0, rate
         return 1.0
     rms_db = 10 * np.log10(total / count)
     return float(max(1.0, 10 ** ((target_dbfs - rms_db) / 20)))
-
-
-def _cluster(emb: np.ndarray, k: int, max_windows: int) -> np.ndarray:
-    """k voice centres (unit vectors): agglomerative clustering (cosine, average linkage), refined by
-    a few rounds of spherical k-means over all windows."""
-    # scipy's linkage rather than scikit-learn's AgglomerativeClustering: the same clustering,
-    # without scikit-learn's 0.9 s of imports in every process.
-    from scipy.cluster.hierarchy import cut_tree, linkage
-
-    if k <= 1:
-        c = emb.mean(axis=0, keepdims=True)
-        return c / np.linalg.norm(c, axis=1, keepdims=True)
-    step = int(np.ceil(len(emb) / max_windows))
-    sample = emb[::step]
-    labels = cut_tree(linkage(sample, method="average", metric="cosine"), n_clusters=k).ravel()
-    centroids = np.stack([sample[labels == c].mean(axis=0) for c in range(k)])
-    for _ in range(10):
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-        labels = np.argmax(emb @ centroids.T, axis=1)
-        new = np.stack([emb[labels == c].mean(axis=0) if (labels == c).any() else centroids[c] for c in range(k)])
-        if np.allclose(new / np.linalg.norm(new, axis=1, keepdims=True), centroids):
-            break
-        centroids = new
-    return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
-
-
-def merge_same_voices(centroids: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Voice centres with any pair more alike than `threshold` (None: the shipped
-    same_voice_similarity) merged, most alike first: one person whom clustering split in two because
-    there were fewer voices than expected."""
-    threshold = DiarizeSettings().same_voice_similarity if threshold is None else threshold
-    centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
-    while len(centroids) > 1:
-        sims = centroids @ centroids.T
-        np.fill_diagonal(sims, -1)
-        i, j = np.unravel_index(np.argmax(sims), sims.shape)
-        if sims[i, j] < threshold:
-            break
-        merged = centroids[i] + centroids[j]
-        centroids = np.vstack([np.delete(centroids, [i, j], axis=0), merged / np.linalg.norm(merged)])
-    return centroids
-
-
-def smooth_flips(ids: np.ndarray, items: list[_Item], cfg: DiarizeSettings | None = None) -> np.ndarray:
-    """A run of ≤ cfg.max_flip_words between two runs of one other speaker joins them, unless pauses of
-    cfg.isolated_pause_s set it apart on both sides (then it is probably a real "Yes." or "Right.")."""
-    cfg = cfg or DiarizeSettings()
-    max_words, isolated_pause_s = cfg.max_flip_words, cfg.isolated_pause_s
-    ids = ids.copy()
-    runs = _runs(ids)
-    for r in range(1, len(runs) - 1):
-        a, b = runs[r]
-        if b - a > max_words or ids[runs[r - 1][0]] != ids[runs[r + 1][0]]:
-            continue
-        before = items[a].start - items[a - 1].end
-        after = items[b].start - items[b - 1].end
-        if before >= isolated_pause_s and after >= isolated_pause_s:
-            continue
-        ids[a:b] = ids[runs[r - 1][0]]
-    return ids
-
-
-def snap_to_pauses(ids: np.ndarray, items: list[_Item], cfg: DiarizeSettings | None = None) -> np.ndarray:
-    """Move each speaker change by up to cfg.snap_words words to the longest pause near it (when that
-    pause is longer by more than cfg.snap_min_gain_s)."""
-    cfg = cfg or DiarizeSettings()
-    max_shift, min_gain_s = cfg.snap_words, cfg.snap_min_gain_s
-    ids = ids.copy()
-    runs = _runs(ids)
-    for r in range(len(runs) - 1):
-        (a, b), (_, c) = runs[r], runs[r + 1]
-        lo, hi = max(a + 1, b - max_shift), min(c - 1, b + max_shift)
-        if lo >= hi:
-            continue
-        gaps = {j: items[j].start - items[j - 1].end for j in range(lo, hi + 1)}
-        best = max(gaps, key=lambda j: (gaps[j], j == b))
-        if best != b and gaps[best] > gaps[b] + min_gain_s:
-            left, right = ids[a], ids[b]
-            ids[a:best] = left
-            ids[best:c] = right
-            runs[r], runs[r + 1] = (runs[r][0], best), (best, c)
-    return ids
-
-
-def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) index ranges of consecutive equal ids."""
-    runs, start = [], 0
-    for k in range(1, len(ids) + 1):
-        if k == len(ids) or ids[k] != ids[start]:
-            runs.append((start, k))
-            start = k
-    return runs

@@ -1,8 +1,8 @@
 """The review app: one FastAPI app for a root, its pages in routers (routes_stories: the list;
 routes_story: a story's page and the review changes; routes_media: its audio; routes_add: add a
-story; routes_reports: the findings report). Pages are Jinja2 templates; changes go through
-storypipe.app.review as JSON posts from a little plain JavaScript (static/app.js). Nothing here is
-loaded from the network.
+story; routes_reports: the findings report; routes_search: search across stories). Pages are
+Jinja2 templates; changes go through storypipe.app.review as JSON posts from a little plain
+JavaScript (static/app.js). Nothing here is loaded from the network.
 
 Safety, in one place:
 - ids are checked by storypipe.app.review before any path is built, so "../" never reaches the disk;
@@ -28,7 +28,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from storypipe.app import review
-from storypipe.app.web import routes_add, routes_media, routes_reports, routes_stories, routes_story
+from storypipe.app.web import routes_add, routes_media, routes_reports, routes_search, routes_stories, routes_story
 from storypipe.app.web.common import NOT_FROM_APP, problem, same
 from storypipe.core import timefmt
 from storypipe.core.jsonio import BadFileError
@@ -54,7 +54,7 @@ def create_app(root: Path, access_token: str | None = None, *, allowed_hosts: li
     templates.env.filters["duration"] = timefmt.duration
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (routes_stories, routes_story, routes_media, routes_add, routes_reports):
+    for module in (routes_stories, routes_story, routes_media, routes_add, routes_reports, routes_search):
         app.include_router(module.router)
 
     app.middleware("http")(guard)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
@@ -15,6 +16,7 @@ from storypipe.app import review
 from storypipe.core.store import Store
 
 NOT_FROM_APP = "This change did not come from a review app page. Reload the page and try again."
+M = TypeVar("M", bound=BaseModel)
 
 
 def get_store(request: Request) -> Store:
@@ -55,3 +57,15 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise review.ReviewError("The change could not be read.")
     return body
+
+
+async def json_model(request: Request, model: type[M]) -> M:
+    """The posted change, checked against its pydantic model: a missing or wrong field is refused
+    with its name (400), before anything is read or written."""
+    body = await json_body(request)
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the change"
+        raise review.ReviewError(f"The change could not be read: {where}: {first['msg']}.") from None

@@ -64,6 +64,9 @@ async def save_intake(store: Store, form) -> str:
         items = [x.strip() for x in (form.get(k) or "").split(",") if x.strip()]
         if items:
             fields[k] = items
+    speakers = (form.get("speakers") or "").strip()
+    if speakers:  # empty: the default (an interview, two voices)
+        fields["speakers"] = int(speakers) if speakers.isdigit() else speakers  # else refused below, named
     demographics = {k: (form.get(k) or "").strip() for k in ("age_range", "gender")}
     if any(demographics.values()):
         fields["demographics"] = {k: v for k, v in demographics.items() if v}

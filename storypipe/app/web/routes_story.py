@@ -7,9 +7,11 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from storypipe.app import review
-from storypipe.app.web.common import StoreDep, json_body, render
+from storypipe.app.web.common import StoreDep, json_body, json_model, render
 from storypipe.core.models import QuotesFile
 from storypipe.core.settings import load_settings
 from storypipe.core.store import Store
@@ -34,6 +36,50 @@ async def api_segment(story_id: str, segment_id: int, request: Request, store: S
     body = await json_body(request)
     review.edit_segment(store, story_id, segment_id, str(body.get("text", "")), body.get("version"))
     return story_data(store, story_id)["api"]
+
+
+class SpeakerBody(BaseModel):
+    """Who said a segment: `to` a label or a name (none: the other speaker), from word `from_word`
+    (0 is the first) to the segment's end, or all of it when none is given."""
+
+    model_config = ConfigDict(extra="forbid")
+    to: str | None = Field(default=None, max_length=60)
+    from_word: int | None = Field(default=None, strict=True)
+    version: str | None = None
+
+
+class SplitBody(BaseModel):
+    """Split a segment in two before word `at_word`."""
+
+    model_config = ConfigDict(extra="forbid")
+    at_word: int = Field(strict=True)
+    version: str | None = None
+
+
+@router.post("/api/stories/{story_id}/segments/{segment_id}/speaker")
+async def api_segment_speaker(story_id: str, segment_id: int, request: Request, store: StoreDep):
+    body = await json_model(request, SpeakerBody)
+    settings = load_settings(store.root)
+    # The quotes are derived again in the same request (a second or two): off the event loop.
+    if body.from_word is None:
+        change = await run_in_threadpool(review.give_segment, store, story_id, segment_id, body.to, settings,
+                                         body.version)
+    else:
+        change = await run_in_threadpool(review.give_words_from, store, story_id, segment_id, body.from_word,
+                                         body.to, settings, body.version)
+    return {**story_data(store, story_id)["api"], "change": change_json(change)}
+
+
+@router.post("/api/stories/{story_id}/segments/{segment_id}/split")
+async def api_segment_split(story_id: str, segment_id: int, request: Request, store: StoreDep):
+    body = await json_model(request, SplitBody)
+    change = await run_in_threadpool(review.split_segment, store, story_id, segment_id, body.at_word, body.version)
+    return {**story_data(store, story_id)["api"], "change": change_json(change)}
+
+
+def change_json(change: review.SpeakerChange) -> dict:
+    return {"said": change.said, "changed": change.changed, "segments": change.segments,
+            "quotes_derived": change.quotes is not None, "notes": change.notes, "problem": change.problem}
 
 
 @router.post("/api/stories/{story_id}/speakers")
@@ -99,6 +145,8 @@ def story_data(store: Store, story_id: str) -> dict:
         "transcript": json.loads(transcript.model_dump_json()) if transcript else None,
         "quotes": json.loads(quotes.model_dump_json())["quotes"],
         "themes": {t.id: t.name for t in book.themes},
+        "speaker_choices": [{"label": label, "name": transcript.speaker_names.get(label)}
+                            for label in review.speaker_choices(transcript)] if transcript else [],
         "versions": {"transcript": review.version(t_path), "quotes": review.version(q_path),
                      "story": review.version(store.story_path(story_id))},
     }

@@ -107,7 +107,8 @@ def test_a_quotes_themes_are_chosen_on_the_story_page(client, store):
     saved = read_model(store.story_dir(SID) / "quotes.json", QuotesFile).quotes[0]
     assert saved.themes == ["trust", "co-learning"] and saved.themes_checked
     page = client.get(f"/stories/{SID}").text
-    assert 'data-theme-remove="trust"' in page and "data-theme-add" not in page  # suggestions were answered
+    card = page.split(f'id="q-{q.id}"', 1)[1].split("</article>", 1)[0]
+    assert 'data-theme-remove="trust"' in card and "data-theme-add" not in card  # suggestions were answered
     bad = api(client, f"/quotes/{q.id}", {"themes": ["made-up"]})
     assert bad.status_code == 400 and "made-up" in bad.json()["error"]
 

@@ -111,7 +111,7 @@ def test_a_section_built_on_its_own_takes_the_shipped_values(clean_env):
     assert ExtractSettings().ideal_words == tuple(shipped["extract"]["ideal_words"])
     assert Lexicon().evaluative == shipped["extract"]["lexicon"]["evaluative"] != []
     assert QuoteWeights(length=3.0).ends_turn == shipped["extract"]["weights"]["ends_turn"]
-    assert DiarizeSettings().same_voice_similarity == shipped["speakers"]["diarize"]["same_voice_similarity"]
+    assert DiarizeSettings().contexts_s == shipped["speakers"]["diarize"]["contexts_s"] != []
 
 
 def test_layers_shipped_then_root_then_environment(tmp_path, monkeypatch, clean_env):

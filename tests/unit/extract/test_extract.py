@@ -222,7 +222,12 @@ def test_flow_shows_quotes_as_a_prefect_artifact(tmp_path, settings, prefect_har
     assert extract_one() >= 1
     artifact = Artifact.get(f"quotes-{story.story_id}")
     assert artifact is not None and artifact.type == "markdown"
-    assert "Sharing power" in artifact.data and "[NAME]" in artifact.data and "Margaret" not in artifact.data
+    from storypipe.tasks.common.themes import PROJECT_THEMES, load_codebook
+
+    top = store.read_quotes(story.story_id).quotes[0]
+    book = load_codebook(PROJECT_THEMES)
+    assert top.why["themes"] and all(book.name_of(t) in artifact.data for t in top.why["themes"])
+    assert "[NAME]" in artifact.data and "Margaret" not in artifact.data
     assert "Key phrases" in artifact.data
 
 

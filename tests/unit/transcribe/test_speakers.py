@@ -2,7 +2,9 @@
 every change of speaker, names from word counts or the sidecar's roles.
 
 The interview fixtures are synthesised here with espeak-ng (bench/speaker_fixtures.py); word timings
-are spread over each turn's known span, so no recogniser runs in these tests.
+are spread over each turn's known span, so no recogniser runs in these tests. The clustering and the
+Viterbi pass are tested on synthetic voice embeddings (test_diarize.py), and on a real two-person
+recording with its committed Whisper words (test_diarize.py too).
 """
 
 from __future__ import annotations
@@ -22,9 +24,6 @@ from storypipe.tasks.transcribe.speakers import (
     check_roles,
     is_split_stereo,
     label_speakers,
-    merge_same_voices,
-    smooth_flips,
-    snap_to_pauses,
 )
 
 needs_espeak = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed")
@@ -119,30 +118,6 @@ def test_no_segments_give_no_segments():
     assert label_speakers([], np.zeros(SAMPLE_RATE, np.float32), None) == []
 
 
-def test_a_single_word_flip_is_smoothed_but_an_isolated_reply_is_kept():
-    items = speakers._items([seg(0, [(f"w{k}", k * 0.4, k * 0.4 + 0.3) for k in range(7)])])
-    ids = np.array([0, 0, 0, 1, 0, 0, 0])
-    assert smooth_flips(ids, items).tolist() == [0] * 7
-    apart = speakers._items([seg(0, [("a", 0, .3), ("b", .4, .7), ("Yes.", 1.7, 2.0), ("c", 3.0, 3.3), ("d", 3.4, 3.7)])])
-    assert smooth_flips(np.array([0, 0, 1, 0, 0]), apart).tolist() == [0, 0, 1, 0, 0]
-
-
-def test_a_speaker_change_moves_to_the_longest_pause_nearby():
-    # the voices placed the change one word late; the pause before word 3 is where the turn changes
-    items = speakers._items([seg(0, [("a", 0, .3), ("b", .4, .7), ("c?", .8, 1.1), ("Well", 2.0, 2.3),
-                                     ("I", 2.4, 2.5), ("think", 2.6, 2.9), ("so", 3.0, 3.2)])])
-    assert snap_to_pauses(np.array([0, 0, 0, 0, 1, 1, 1]), items).tolist() == [0, 0, 0, 1, 1, 1, 1]
-
-
-def test_voices_too_alike_are_one_person():
-    rng = np.random.default_rng(0)
-    a, b = rng.random(256), rng.random(256)
-    near_a = a + rng.random(256) * 0.05
-    assert len(merge_same_voices(np.stack([a, b]), 0.99)) == 2
-    assert len(merge_same_voices(np.stack([a, near_a, b]), 0.99)) == 2
-    assert len(merge_same_voices(np.stack([a, near_a]), 0.99)) == 1
-
-
 # --- roles ---------------------------------------------------------------------------------------
 
 def test_first_voice_override_names_the_opener():
@@ -217,7 +192,7 @@ def test_mono_interview_is_diarized_and_the_talker_is_the_storyteller(interview)
     out = label_speakers(segments, interview.mono, None)
     got = words_of(out)
     correct = np.mean([who == interview.speaker_at(t) for t, who in got])
-    assert correct >= 0.85, correct
+    assert correct >= 0.95, correct
     # the voice with more words is the one named storyteller
     counts = {name: sum(1 for _, who in got if who == name) for name in (STORYTELLER, INTERVIEWER)}
     assert counts[STORYTELLER] > counts[INTERVIEWER] > 0
