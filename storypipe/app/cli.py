@@ -391,6 +391,9 @@ def search_cmd(
     store = Store(_resolve_root(root))
     settings = _settings_or_exit(store.root)
     notes = Console(stderr=True)  # stdout carries only the results (the JSON with --json)
+    for handler in logging.getLogger("storypipe").handlers:  # so do the log lines ("… is searchable")
+        if isinstance(handler, RichHandler):
+            handler.console = notes
 
     def indexing(story_ids: list[str]) -> None:
         n = len(story_ids)

@@ -367,6 +367,7 @@ class ExtractSettings(Section):
     words_per_keyphrase: int
     # Two candidates this similar (rapidfuzz token_sort_ratio, 0..100) are one quote said twice.
     fallback_length_share: float = Field(gt=0, le=1)
+    interviewer_line_words: int = Field(ge=0)
     duplicate_similarity: float
     # The themes codebook; empty means <root>/themes.toml if there is one, else config/themes.toml.
     themes_file: str

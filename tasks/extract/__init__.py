@@ -237,9 +237,12 @@ def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings, shor
 
 def _is_interviewers(sentence: Sentence, cfg: ExtractSettings) -> bool:
     """"Thank you." "I'll stop the recording now." The interviewer's stock lines: when the voices
-    were mixed up they reach the storyteller's turn, and they never belong in a quote."""
+    were mixed up they reach the storyteller's turn, and they never belong in a quote. Only a short
+    sentence counts: "…to hear, thank you very much for understanding" inside a long one is the
+    storyteller's own."""
     padded = " " + " ".join(sentence.tokens) + " "
-    return any(f" {p} " in padded for p in cfg.lexicon.interviewer_phrases)
+    return any(f" {p} " in padded and len(sentence.tokens) <= len(p.split()) + cfg.interviewer_line_words
+               for p in cfg.lexicon.interviewer_phrases)
 
 
 def _is_backchannel(sentence: Sentence, cfg: ExtractSettings) -> bool:
