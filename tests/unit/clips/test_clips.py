@@ -46,14 +46,15 @@ def batch_root(tmp_path_factory):
     store = Store(root).ensure()
     settings = load_settings(root)
     shutil.copy2(DATA / "jfk.flac", store.inbox / "jfk.flac")
-    jfk = processed(store, settings, "jfk.flac", 'storyteller: "J."\n' + CONSENT % "false")
+    # Each recording is one person speaking: `speakers: 1`, or two voices are looked for (issue 16).
+    jfk = processed(store, settings, "jfk.flac", 'storyteller: "J."\nspeakers: 1\n' + CONSENT % "false")
     af.speech(store.inbox, "named.wav", "We met every week in the library with Margaret, and she listened to "
               "every one of us. I learned that my voice matters and that I can change things here.",
               voice="en-us+f2", words_per_minute=150)
-    named = processed(store, settings, "named.wav", 'storyteller: "R."\nnames: [Margaret]\n' + CONSENT % "true")
+    named = processed(store, settings, "named.wav", 'storyteller: "R."\nspeakers: 1\nnames: [Margaret]\n' + CONSENT % "true")
     af.speech(store.inbox, "private.wav", "I do not want any part of this recording to be put on the internet "
               "for anybody to hear, thank you very much for understanding.", voice="en-us+f2", words_per_minute=150)
-    private = processed(store, settings, "private.wav", 'storyteller: "Q."\nconsent: {clips: false}\n')
+    private = processed(store, settings, "private.wav", 'storyteller: "Q."\nspeakers: 1\nconsent: {clips: false}\n')
     batch, notes = clips.make_clips(store, settings, "first")
     return store, settings, batch, notes, {"jfk": jfk, "named": named, "private": private}
 
