@@ -46,7 +46,7 @@ def _cache_key(context, parameters: dict) -> str | None:
     if not settings.run.cache:
         return None
     store = Store(Path(parameters["root"]))
-    return transcribe.cache_key(store.read_story(parameters["story_id"]), settings)
+    return transcribe.cache_key(store.read_story(parameters["story_id"]), settings, store.root)
 
 
 @task(name="transcribe", retry_condition_fn=transient_only, cache_key_fn=_cache_key, persist_result=True, tags=["transcribe"])

@@ -241,6 +241,19 @@ class TranscribeSettings(Section):
     # faster-whisper: batches transcribed at once (0: two on a machine with two or more cores).
     parallel: int = Field(ge=0)
     parallel_min_batch_s: float = Field(gt=0)
+    # The project's words given to the engine as a prompt (tasks/transcribe/vocabulary.py).
+    vocabulary: list[str]
+    vocabulary_codebook: Literal["names", "descriptors", "none"]
+    vocabulary_sidecar_names: bool
+    vocabulary_language: str
+    vocabulary_max_terms: int = Field(ge=0)
+    vocabulary_max_chars: int = Field(gt=0)
+    vocabulary_prompt: str = Field(pattern=r"\{terms\}")
+    # Speech the prompted pass left without words, and short doubtful segments, are decoded again without it.
+    vocabulary_recheck_gap_s: float = Field(gt=0)
+    vocabulary_recheck_max_s: float = Field(ge=0)
+    vocabulary_recheck_repeat_words: int = Field(gt=0)
+    vocabulary_recheck_context_s: float = Field(ge=0)
     vad: VadSettings
     filter: FilterSettings
     confidence: ConfidenceSettings

@@ -24,7 +24,7 @@ from storypipe.core.models import Segment, Story, Transcript
 from storypipe.core import timefmt
 from storypipe.core.settings import Settings
 from storypipe.tasks.common import audio, formats
-from storypipe.tasks.transcribe import quality, speakers, vad
+from storypipe.tasks.transcribe import quality, speakers, vad, vocabulary
 from storypipe.tasks.transcribe.engines import Engine, get_engine
 from storypipe.tasks.transcribe.vad import NoSpeechError
 
@@ -68,10 +68,12 @@ def batch_size(speech_s: float, batch_s: float, parallel: int, min_batch_s: floa
 
 
 def transcribe_speech(
-    engine: Engine, mono: np.ndarray, settings: Settings, language: str | None, story_id: str = ""
+    engine: Engine, mono: np.ndarray, settings: Settings, language: str | None, story_id: str = "",
+    prompt: str | None = None,
 ) -> tuple[list[Segment], list[tuple[float, float]], str, float | None, dict[str, int]]:
-    """VAD, then the engine on the speech only, in batches. Returns segments (original times), the
-    speech regions, the language, its probability, and what was dropped as non-speech."""
+    """VAD, then the engine on the speech only, in batches, each given the same `prompt` (the
+    vocabulary, vocabulary.py). Returns segments (original times), the speech regions, the language,
+    its probability, and what was dropped as non-speech."""
     cfg, rate = settings.transcribe, settings.ingest.speech_sample_rate
     duration = len(mono) / rate
     raw = vad.raw_speech_regions(mono, cfg.vad, rate)
@@ -89,7 +91,13 @@ def transcribe_speech(
 
     def run(group: list[tuple[float, float]], language: str | None):
         packed = vad.compact(mono, group, rate)
-        result = engine.transcribe(packed.audio, [(0.0, round(packed.duration, 3))], language)
+        result = engine.transcribe(packed.audio, [(0.0, round(packed.duration, 3))], language, prompt=prompt)
+        if prompt:
+            result, again = vocabulary.hear_again(engine, packed.audio, packed.duration, result,
+                                                  language or result.language, cfg)
+            if again:
+                log.info("%s: %d stretches of speech heard again without the vocabulary (words the prompted "
+                         "pass had left out or doubted)", story_id, again, extra={"story": story_id})
         return result, vad.restore_times(result.segments, packed)
 
     segments: list[Segment] = []
@@ -157,9 +165,10 @@ def keep_reviewed(story_id: str, store: Store) -> Transcript | None:
     return reviewed
 
 
-def cache_key(story: Story, settings: Settings) -> str:
-    """What a transcript depends on: the audio's bytes, the engine and model, and every setting that
-    shapes it (VAD, filters, confidence marks, speaker count). Anything else changing keeps the cache."""
+def cache_key(story: Story, settings: Settings, root: Path | None = None) -> str:
+    """What a transcript depends on: the audio's bytes, the engine and model, every setting that
+    shapes it (VAD, filters, confidence marks, speaker count) and the vocabulary's prompt (config,
+    sidecar names, the root's codebook; only hashed here). Anything else changing keeps the cache."""
     parts = {
         "schema": Transcript.model_fields["schema_version"].default,
         "audio": story.source.sha256,
@@ -169,6 +178,7 @@ def cache_key(story: Story, settings: Settings) -> str:
         "rate": settings.ingest.speech_sample_rate,
         "metadata": {k: getattr(story.metadata, k) for k in ("language", "speakers", "speaker_roles")},
         "story_id": story.story_id,  # the transcript names its story
+        "vocabulary": vocabulary.story_vocabulary(story, root, settings, story_language(story, settings)).prompt,
     }
     return "transcript-" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -195,10 +205,13 @@ def compute_transcript(story_id: str, store: Store, settings: Settings) -> tuple
     channels = speech if speech.ndim == 2 else None
     mono = speech.mean(axis=1) if channels is not None else speech
     engine = get_engine(settings.transcribe)
-    language = story.metadata.language or settings.transcribe.language or None
+    language = story_language(story, settings)
     log.info("Transcribing %s (%.0f s of audio)", story_id, story.source.duration_s, extra={"story": story_id})
     started = time.monotonic()
-    segments, regions, language, probability, dropped = transcribe_speech(engine, mono, settings, language, story_id)
+    vocab = vocabulary.story_vocabulary(story, store.root, settings, language)
+    log.info("%s: %s", story_id, vocab.describe(), extra={"story": story_id})  # counts only: names stay out of logs
+    segments, regions, language, probability, dropped = transcribe_speech(
+        engine, mono, settings, language, story_id, prompt=vocab.prompt)
     segments = label_speakers(segments, mono, channels, story, settings)
     segments = quality.flag_confidence(segments, settings.transcribe.confidence)
     warnings = quality.language_warnings(

@@ -31,8 +31,14 @@ class Engine(Protocol):
     multilingual: bool
     parallel: int  # how many transcribe() calls may run at once, from different threads
 
-    def transcribe(self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None) -> EngineResult:
-        """Transcribe only inside `clips` ((start, end) seconds); `language` None means detect it."""
+    def transcribe(
+        self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None, prompt: str | None = None
+    ) -> EngineResult:
+        """Transcribe only inside `clips` ((start, end) seconds); `language` None means detect it.
+
+        `prompt` (the project's vocabulary, vocabulary.py) is given to every 30 s window decoded, not
+        only the first: Whisper's own initial_prompt would reach only the first one of each call.
+        """
         ...
 
 

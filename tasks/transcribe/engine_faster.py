@@ -147,7 +147,9 @@ class FasterWhisperEngine:
             ) from exc
         self.multilingual = bool(self._whisper.model.is_multilingual)
 
-    def transcribe(self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None) -> EngineResult:
+    def transcribe(
+        self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None, prompt: str | None = None
+    ) -> EngineResult:
         s = self.settings
         detect = language is None and self.multilingual
         segments, info = self._whisper.transcribe(
@@ -163,6 +165,9 @@ class FasterWhisperEngine:
             word_timestamps=s.word_timestamps,
             clip_timestamps=[float(t) for t in flat_clips(clips)] or "0",
             vad_filter=False,  # VAD runs outside the engine, identically for both engines
+            # faster-whisper puts hotwords at the head of every window's prompt, the same place as
+            # openai-whisper's carried initial_prompt; its initial_prompt would reach the first only.
+            hotwords=prompt or None,
             without_timestamps=False,
             log_progress=False,
         )

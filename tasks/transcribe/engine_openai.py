@@ -34,7 +34,9 @@ class OpenAIWhisperEngine:
         self._whisper = load_whisper_model(settings.model, settings.model_cache_dir(), settings.device)
         self.multilingual = bool(self._whisper.is_multilingual)
 
-    def transcribe(self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None) -> EngineResult:
+    def transcribe(
+        self, speech: np.ndarray, clips: list[tuple[float, float]], language: str | None, prompt: str | None = None
+    ) -> EngineResult:
         import whisper
 
         s = self.settings
@@ -50,6 +52,10 @@ class OpenAIWhisperEngine:
             condition_on_previous_text=s.condition_on_previous_text,
             word_timestamps=s.word_timestamps,
             clip_timestamps=whisper_clips(clips, len(speech)),
+            # Carried: the prompt opens every window's context, not only the first (which is all
+            # initial_prompt alone does when condition_on_previous_text is off).
+            initial_prompt=prompt or None,
+            carry_initial_prompt=bool(prompt),
             fp16=s.device != "cpu",
             verbose=None,
         )

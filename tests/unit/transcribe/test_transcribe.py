@@ -23,9 +23,11 @@ class FakeEngine:
 
     def __init__(self):
         self.calls = []
+        self.prompts = []  # the prompt of each call, in call order
 
-    def transcribe(self, speech, clips, language):
+    def transcribe(self, speech, clips, language, prompt=None):
         self.calls.append((len(speech) / RATE, clips, language))
+        self.prompts.append(prompt)
         t = make_transcript([("storyteller", "We built it together and it worked.")])
         span = len(speech) / RATE
         scale = span / t.segments[0].words[-1].end
@@ -99,7 +101,7 @@ class SlowParallelEngine(FakeEngine):
 
         self._lock, self.running, self.most = threading.Lock(), 0, 0
 
-    def transcribe(self, speech, clips, language):
+    def transcribe(self, speech, clips, language, prompt=None):
         import time
 
         with self._lock:
@@ -107,7 +109,7 @@ class SlowParallelEngine(FakeEngine):
             self.most = max(self.most, self.running)
         time.sleep(0.3 if len(self.calls) == 0 else 0.05)  # the first batch finishes last
         try:
-            return super().transcribe(speech, clips, language)
+            return super().transcribe(speech, clips, language, prompt)
         finally:
             with self._lock:
                 self.running -= 1
@@ -134,11 +136,11 @@ def test_batches_run_side_by_side_and_come_back_in_order(settings, tmp_path):
 
 
 class FailingParallelEngine(SlowParallelEngine):
-    def transcribe(self, speech, clips, language):
+    def transcribe(self, speech, clips, language, prompt=None):
         if not self.calls:
             self.calls.append("failed")
             raise RuntimeError("the engine broke")
-        return super().transcribe(speech, clips, language)
+        return super().transcribe(speech, clips, language, prompt)
 
 
 def test_a_failed_batch_stops_the_batches_not_yet_started(settings, tmp_path):
