@@ -174,8 +174,14 @@ class Recording:
 
 
 def interview_stems(split: str) -> list[str]:
+    """Odd numbers tune, even test; an interview whose yaml names its own split (the `final` set,
+    bench/interviews/README.md) is in neither."""
+    import yaml
+
     odd = split == "tune"
-    return [p.stem for p in sorted(INTERVIEWS.glob("w*-*.txt")) if (int(p.stem.split("-")[1]) % 2 == 1) == odd]
+    return [p.stem for p in sorted(INTERVIEWS.glob("w*-*.txt"))
+            if not yaml.safe_load(p.with_suffix(".yaml").read_text("utf-8")).get("split")
+            and (int(p.stem.split("-")[1]) % 2 == 1) == odd]
 
 
 def storyteller_turns(stem: str) -> list[str]:
@@ -267,7 +273,9 @@ def vocabulary_for(rec: Recording, cfg, book) -> tuple[str | None, list[str]]:
     """The prompt the pipeline would give for this recording under `cfg`, and its terms."""
     from storypipe.tasks.transcribe import vocabulary
 
-    vocab = vocabulary.build_vocabulary(cfg, rec.names, vocabulary.codebook_terms(book, cfg.vocabulary_codebook))
+    # The names as the pipeline reads a sidecar (sidecar_names: an initial such as "A." is no name).
+    names = vocabulary.sidecar_names(_meta(rec.names))
+    vocab = vocabulary.build_vocabulary(cfg, names, vocabulary.codebook_terms(book, cfg.vocabulary_codebook))
     return vocab.prompt, list(vocab.terms)
 
 

@@ -372,6 +372,8 @@ class ExtractSettings(Section):
     min_words: int
     max_words: int
     max_sentences: int
+    long_sentence_words: int = Field(ge=0)  # 0: whole sentences only
+    clause_min_words: int = Field(ge=1)
     # A clip of a quote should run at least this long and at most this long.
     min_seconds: float
     max_seconds: float

@@ -66,12 +66,34 @@ class Sentence:
     vector: np.ndarray | None = None  # what it means (tasks/common/meaning.py), unit length
 
 
-def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: list[Word]) -> list[Sentence]:
-    """Split a turn into spaCy sentences and map each back to the words that carry its timing."""
+def _clauses(sent, cfg: ExtractSettings) -> list:
+    """A long sentence as clauses cut at its commas. Whisper writes spoken English as long comma-joined
+    sentences (on bench/interviews, 15-30 words where the script had 10), so a quote made of whole
+    sentences would hold far more than the point. Each piece keeps at least `clause_min_words` words."""
+    toks = [t for t in sent if not t.is_punct and not t.is_space]
+    if not cfg.long_sentence_words or len(toks) <= cfg.long_sentence_words:
+        return [sent]
+    doc, pieces, start, count = sent.doc, [], sent.start, 0
+    remaining = len(toks)
+    for tok in sent:
+        if not tok.is_punct and not tok.is_space:
+            count += 1
+            remaining -= 1
+        if tok.text == "," and count >= cfg.clause_min_words and remaining >= cfg.clause_min_words:
+            pieces.append(doc[start: tok.i + 1])
+            start, count = tok.i + 1, 0
+    pieces.append(doc[start: sent.end])
+    return pieces
+
+
+def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: list[Word],
+                       cfg: ExtractSettings) -> list[Sentence]:
+    """Split a turn into spaCy sentences (long ones into clauses) and map each back to the words that
+    carry its timing."""
     text, spans = join_words([w.word for w in words])
     doc = nlp(text)
     sentences = []
-    for sent in doc.sents:
+    for sent in (piece for whole in doc.sents for piece in _clauses(whole, cfg)):
         rng = word_range(spans, sent.start_char, sent.end_char)
         if not rng:
             continue
@@ -395,7 +417,7 @@ def extract(
     nlp = load_nlp(cfg.spacy_model)
     tagger = tagger_for(nlp, themes_path)
     turns = [(spk, words) for spk, words in speaker_turns(transcript) if spk != INTERVIEWER]
-    sentences = [_sentences_of_turn(nlp, tagger, spk, words) for spk, words in turns]
+    sentences = [_sentences_of_turn(nlp, tagger, spk, words, cfg) for spk, words in turns]
     flat = [s for sents in sentences for s in sents]
     for sentence, vector in zip(flat, meaning.embed([s.text for s in flat], meaning_cfg)):
         sentence.vector = vector

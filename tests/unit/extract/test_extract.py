@@ -19,6 +19,13 @@ STORY = (
 )
 
 
+@pytest.fixture(autouse=True)
+def short_windows(settings):
+    """STORY is five sentences, which one window of the shipped six may take whole: these tests
+    compare several quotes, so windows here are at most three sentences."""
+    settings.extract.max_sentences = 3
+
+
 @pytest.fixture
 def transcript():
     return make_transcript(
@@ -324,3 +331,27 @@ def test_a_quote_never_crosses_a_change_of_speaker(settings):
     for q in quotes:
         assert not (q.start < interviewer.end and q.end > interviewer.start)
         assert "difficult moments" not in q.text
+
+
+RUN_ON = ("So I get the bus into town and I'm stood there at ten in the morning, nowhere to live till the "
+          "afternoon, forty quid in my pocket and every pub in Leeds open, and I didn't even make it to the "
+          "appointment, I was back inside within the year, and that is what release day does to people like me.")
+
+
+def test_a_long_comma_joined_sentence_becomes_clauses_a_quote_can_start_from(settings):
+    """Whisper joins spoken sentences with commas: a quote need not take the whole run-on sentence."""
+    from storypipe.tasks.extract import _clauses
+    from storypipe.tasks.common.nlp import load_nlp
+
+    cfg = settings.extract
+    doc = load_nlp(cfg.spacy_model)(RUN_ON)
+    (sent,) = list(doc.sents)
+    pieces = _clauses(sent, cfg)
+    words = lambda span: [t for t in span if not t.is_punct]  # noqa: E731
+    assert len(pieces) >= 3 and "".join(p.text_with_ws for p in pieces) == sent.text_with_ws
+    assert all(len(words(p)) >= cfg.clause_min_words for p in pieces)
+    assert _clauses(sent, cfg.model_copy(update={"long_sentence_words": 0})) == [sent]
+
+    transcript = make_transcript([("storyteller", RUN_ON)])
+    quotes, _, _ = extract(transcript, cfg.model_copy(update={"max_words": 40}))
+    assert quotes and all(len(q.text.split()) <= 40 for q in quotes)  # a part of the sentence, not none
