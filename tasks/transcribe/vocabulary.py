@@ -182,16 +182,22 @@ def _grams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+# A pass that lost its place writes again what it wrote in the same 30 s window or the one before
+# (Whisper decodes 30 s at a time: whisper.audio.CHUNK_LENGTH).
+LOST_PLACE_S = 2 * 30.0
+
+
 def repeated(segments: list[Segment], n: int) -> set[int]:
-    """Indexes of segments that repeat n words in a row of an earlier one: a prompted pass that lost
-    its place writes a passage twice (seen on a meeting); people rarely repeat that many words."""
-    seen: set[tuple[str, ...]] = set()
+    """Indexes of segments that repeat n words in a row of a segment shortly before: a prompted pass
+    that lost its place writes a passage twice (seen on a meeting); people rarely repeat that many
+    words so soon. A passage said again minutes later (a storyteller's refrain, a recording played
+    twice) is not this, and is not decoded again."""
+    grams = [_grams(seg.text, n) for seg in segments]
     out = set()
     for i, seg in enumerate(segments):
-        grams = _grams(seg.text, n)
-        if grams & seen:
+        earlier = (grams[k] for k in range(i) if segments[k].end >= seg.start - LOST_PLACE_S)
+        if any(grams[i] & g for g in earlier):
             out.add(i)
-        seen |= grams
     return out
 
 

@@ -312,3 +312,12 @@ def test_a_passage_written_twice_is_heard_again_plainly(settings):
     result, n = vocabulary.hear_again(engine, np.zeros(15 * RATE, np.float32), 15.0,
                                       EngineResult([first, other, again], "en"), "en", settings.transcribe)
     assert [s.text for s in result.segments] == [said, other.text, engine.plain[0].text] and n == 1
+
+
+def test_a_passage_said_again_minutes_later_is_not_heard_again(settings):
+    """A refrain (or a recording that repeats) minutes apart is speech, not a pass that lost its place."""
+    said = "because it doesn't make when you pick it up it doesn't make it really complicated"
+    first, later = seg(0, 0.5, 5.0, said), seg(1, 200.0, 204.5, said)
+    assert vocabulary.repeated([first, later], settings.transcribe.vocabulary_recheck_repeat_words) == set()
+    near = seg(1, 40.0, 44.5, said)
+    assert vocabulary.repeated([first, near], settings.transcribe.vocabulary_recheck_repeat_words) == {1}
