@@ -245,6 +245,16 @@ def _segment_at(transcript: Transcript, segment_id: int) -> int:
     return index
 
 
+def _segment_for_edit(store: Store, story_id: str, segment_id: int,
+                      based_on: str | None) -> tuple[Transcript, int, Segment]:
+    """Under the story's edit lock: the transcript (refused if it changed since the reviewer saw it),
+    the segment's position in it, and the segment."""
+    _check(store.transcript_path(story_id), based_on)
+    transcript = _transcript_of(store, story_id)
+    index = _segment_at(transcript, segment_id)
+    return transcript, index, transcript.segments[index]
+
+
 def _check_word(seg: Segment, word: int, split: bool) -> None:
     """Word `word` of the segment must exist (and, for a split, not be its first): else say what there is."""
     n = len(seg.words)
@@ -300,10 +310,7 @@ def _give(store: Store, story_id: str, segment_id: int, from_word: int | None, t
           settings: Settings, based_on: str | None) -> SpeakerChange:
     story_dir(store, story_id)
     with store.edit_lock(story_id):
-        _check(store.transcript_path(story_id), based_on)
-        transcript = _transcript_of(store, story_id)
-        index = _segment_at(transcript, segment_id)
-        seg = transcript.segments[index]
+        transcript, index, seg = _segment_for_edit(store, story_id, segment_id, based_on)
         if from_word is not None:
             _check_word(seg, from_word, split=False)
         speaker = _speaker_for(transcript, seg.speaker, to)
@@ -344,10 +351,7 @@ def split_segment(store: Store, story_id: str, segment_id: int, at_word: int,
     change, so the quotes (made from whole turns of one speaker) stay as they are."""
     story_dir(store, story_id)
     with store.edit_lock(story_id):
-        _check(store.transcript_path(story_id), based_on)
-        transcript = _transcript_of(store, story_id)
-        index = _segment_at(transcript, segment_id)
-        seg = transcript.segments[index]
+        transcript, index, seg = _segment_for_edit(store, story_id, segment_id, based_on)
         _check_word(seg, at_word, split=True)
         head, tail = _cut(seg, at_word)
         transcript.segments[index:index + 1] = [head, tail]
