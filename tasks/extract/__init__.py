@@ -17,6 +17,8 @@ weighted mean of parts between 0 and 1, each stored in `why`:
   storyteller tends to land the point), else 0
 - carries_themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
   suggestion threshold counts half)
+- central, on_theme: what it means (sentence embeddings), near the story's main thread and near a theme
+- quotable: how much it sounds like the passages workshops picked in annotated interviews (quotable.py)
 
 The best quotes are kept, skipping any that overlap a better one or repeat it in other words
 (rapidfuzz), up to max_quotes per story.
@@ -44,6 +46,7 @@ from storypipe.tasks.common import meaning
 from storypipe.tasks.common.nlp import join_words, load_nlp, speaker_turns, word_range
 from storypipe.tasks.common.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge_hits, tagger_for
 from storypipe.tasks.common.theme_meaning import ThemeMeaning, codebook_meaning, theme_meaning_for
+from storypipe.tasks.extract.quotable import QuotableHead, quotable, usable_head
 
 log = logging.getLogger("storypipe")
 
@@ -86,6 +89,27 @@ def _clauses(sent, cfg: ExtractSettings) -> list:
     return pieces
 
 
+def _without_reply(piece, cfg: ExtractSettings) -> list:
+    """ "Mm, right, and out there…": a sentence opening with reply words and a comma, split after them.
+    The opening is often the other speaker's back-channel, which the recogniser wrote into this
+    turn; on its own it is a back-channel sentence, which never starts or ends a quote."""
+    lex = cfg.lexicon
+    comma = None  # the last comma of the opening run of reply words
+    for tok in piece:
+        if tok.text == ",":
+            comma = tok.i
+        elif not (tok.is_punct or tok.is_space or tok.lower_ in lex.reply_openers or tok.lower_ in lex.fillers):
+            break
+    else:
+        return [piece]
+    if comma is None or comma == piece.start:
+        return [piece]
+    rest = [t for t in piece.doc[comma + 1: piece.end] if not t.is_punct and not t.is_space]
+    if len(rest) < cfg.clause_min_words:
+        return [piece]
+    return [piece.doc[piece.start: comma + 1], piece.doc[comma + 1: piece.end]]
+
+
 def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: list[Word],
                        cfg: ExtractSettings) -> list[Sentence]:
     """Split a turn into spaCy sentences (long ones into clauses) and map each back to the words that
@@ -93,7 +117,7 @@ def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: lis
     text, spans = join_words([w.word for w in words])
     doc = nlp(text)
     sentences = []
-    for sent in (piece for whole in doc.sents for piece in _clauses(whole, cfg)):
+    for sent in (part for whole in doc.sents for piece in _clauses(whole, cfg) for part in _without_reply(piece, cfg)):
         rng = word_range(spans, sent.start_char, sent.end_char)
         if not rng:
             continue
@@ -310,24 +334,29 @@ def window_vector(window: list[Sentence]) -> np.ndarray:
     return v / (np.linalg.norm(v) or 1.0)
 
 
-def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], theme_vectors: np.ndarray
-                  ) -> list[dict[str, float]]:
+def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], theme_vectors: np.ndarray,
+                  head: QuotableHead | None = None) -> list[dict[str, float]]:
     """`central`: how near a window is to the storyteller's main thread (the words-weighted mean of
     everything they said); `on_theme`: how near it is to the codebook's nearest theme. Both as a
-    place among this story's windows."""
+    place among this story's windows. With a `head`, `quotable`: how much it sounds like the
+    passages workshops picked (quotable.py)."""
     if not windows:
         return []
     vectors = np.stack([window_vector(w) for w in windows])
     thread = window_vector(all_sentences)
     central = rank_share((vectors @ thread).tolist())
     on_theme = rank_share((vectors @ theme_vectors.T).max(axis=1).tolist()) if len(theme_vectors) else [0.0] * len(windows)
-    return [{"central": c, "on_theme": t} for c, t in zip(central, on_theme)]
+    parts = [{"central": c, "on_theme": t} for c, t in zip(central, on_theme)]
+    if head is not None:
+        for p, q in zip(parts, quotable(vectors, head).tolist()):
+            p["quotable"] = round(q, 3)
+    return parts
 
 
 def score_windows(
     sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
     tagger: ThemeTagger, theme_vectors: np.ndarray | None = None, shorter: bool = False,
-    coder: ThemeMeaning | None = None,
+    coder: ThemeMeaning | None = None, head: QuotableHead | None = None,
 ) -> list[Scored]:
     """Every window scored, best first. With `theme_vectors` (and sentence vectors) the parts that
     come from what the words mean are added."""
@@ -335,7 +364,7 @@ def score_windows(
     threshold = tagger.book.matching.suggest
     windows = list(_windows(sentences_by_turn, cfg, shorter))
     everything = [s for sents in sentences_by_turn for s in sents]
-    meant = (meaning_parts([w for w, _ in windows], everything, theme_vectors)
+    meant = (meaning_parts([w for w, _ in windows], everything, theme_vectors, head)
              if theme_vectors is not None and everything and everything[0].vector is not None else None)
     found = [merge_hits([s.themes for s in w]) for w, _ in windows]
     vectors = (np.stack([window_vector(w) for w, _ in windows])
@@ -425,8 +454,10 @@ def extract(
     coder = coder or codebook_meaning(tagger.book, meaning_cfg)
     docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
     keyphrases, keyed = keyphrases_of(docs, cfg)
-    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes, coder=coder), keyed, cfg,
-                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder))
+    head = usable_head(cfg.quotable_model, meaning_cfg, len(flat[0].vector)) if flat else None
+    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes, coder=coder, head=head), keyed, cfg,
+                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder,
+                                                 head=head))
     return quotes, keyphrases, entities_of(docs)
 
 
