@@ -98,7 +98,8 @@ def _without_reply(piece, cfg: ExtractSettings) -> list:
     for tok in piece:
         if tok.text == ",":
             comma = tok.i
-        elif not (tok.is_punct or tok.is_space or tok.lower_ in lex.reply_openers or tok.lower_ in lex.fillers):
+        elif not (tok.is_punct or tok.is_space or tok.lower_ in lex.reply_openers or tok.lower_ in lex.fillers
+                  or tok.lower_ in LISTENER_WORDS):
             break
     else:
         return [piece]
@@ -273,6 +274,8 @@ def _windows(sentences_by_turn: list[list[Sentence]], cfg: ExtractSettings, shor
                     break  # questions and recording chat are the interviewer's part, even when mislabelled
                 if _is_backchannel(window[0], cfg) or _is_backchannel(window[-1], cfg):
                     continue
+                if len(window) > 2 and _is_listeners(window[-2], cfg):
+                    break  # "…without. Wow, so when…": the listener spoke between two sentences
                 n = sum(len(s.tokens) for s in window)
                 seconds = window[-1].words[-1].end - window[0].words[0].start
                 if n > cfg.max_words or seconds > cfg.max_seconds:
@@ -295,7 +298,18 @@ def _is_backchannel(sentence: Sentence, cfg: ExtractSettings) -> bool:
     """"Yeah." "Mm-mm." "Ah," on its own: at a turn's edge it is often the other speaker's, given to
     this one by the speaker labels, and it is never part of a quote."""
     lex = cfg.lexicon
-    return 0 < len(sentence.tokens) <= 2 and all(t in lex.reply_openers or t in lex.fillers for t in sentence.tokens)
+    return 0 < len(sentence.tokens) <= 2 and all(t in lex.reply_openers or t in lex.fillers or t in LISTENER_WORDS
+                                                 for t in sentence.tokens)
+
+
+LISTENER_WORDS = {"mm", "mhm", "mm-hmm", "uh-huh", "wow", "right", "okay", "ok", "oh", "ah", "hmm"}
+
+
+def _is_listeners(sentence: Sentence, cfg: ExtractSettings) -> bool:
+    """"Mm." "Wow," "Right.": a listener's word on its own between two of the storyteller's sentences.
+    The recogniser writes it into the storyteller's turn, and the speaker labels cannot split a word
+    that short, so a quote never runs across it."""
+    return 0 < len(sentence.tokens) <= 2 and all(t in LISTENER_WORDS for t in sentence.tokens)
 
 
 def is_near_duplicate(text: str, chosen: list[str], similarity: float) -> bool:
