@@ -351,7 +351,6 @@ class QuoteWeights(Section):
     ends_turn: float
     central: float
     on_theme: float
-    quotable: float
 
 
 class Lexicon(Section):
@@ -387,8 +386,6 @@ class ExtractSettings(Section):
     duplicate_similarity: float
     # The themes codebook; empty means <root>/themes.toml if there is one, else config/themes.toml.
     themes_file: str
-    # The quotable head (tasks/extract/quotable.py): a file of the shipped config, or a path; empty: none.
-    quotable_model: str
     # A quote of about this many words reads best; the length part of the score peaks here.
     ideal_words: tuple[int, int]
     weights: QuoteWeights

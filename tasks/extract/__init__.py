@@ -18,7 +18,6 @@ weighted mean of parts between 0 and 1, each stored in `why`:
 - carries_themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
   suggestion threshold counts half)
 - central, on_theme: what it means (sentence embeddings), near the story's main thread and near a theme
-- quotable: how much it sounds like the passages workshops picked in annotated interviews (quotable.py)
 
 The best quotes are kept, skipping any that overlap a better one or repeat it in other words
 (rapidfuzz), up to max_quotes per story.
@@ -46,7 +45,6 @@ from storypipe.tasks.common import meaning
 from storypipe.tasks.common.nlp import join_words, load_nlp, speaker_turns, word_range
 from storypipe.tasks.common.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge_hits, tagger_for
 from storypipe.tasks.common.theme_meaning import ThemeMeaning, codebook_meaning, theme_meaning_for
-from storypipe.tasks.extract.quotable import QuotableHead, quotable, usable_head
 
 log = logging.getLogger("storypipe")
 
@@ -348,29 +346,24 @@ def window_vector(window: list[Sentence]) -> np.ndarray:
     return v / (np.linalg.norm(v) or 1.0)
 
 
-def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], theme_vectors: np.ndarray,
-                  head: QuotableHead | None = None) -> list[dict[str, float]]:
+def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], theme_vectors: np.ndarray
+                  ) -> list[dict[str, float]]:
     """`central`: how near a window is to the storyteller's main thread (the words-weighted mean of
     everything they said); `on_theme`: how near it is to the codebook's nearest theme. Both as a
-    place among this story's windows. With a `head`, `quotable`: how much it sounds like the
-    passages workshops picked (quotable.py)."""
+    place among this story's windows."""
     if not windows:
         return []
     vectors = np.stack([window_vector(w) for w in windows])
     thread = window_vector(all_sentences)
     central = rank_share((vectors @ thread).tolist())
     on_theme = rank_share((vectors @ theme_vectors.T).max(axis=1).tolist()) if len(theme_vectors) else [0.0] * len(windows)
-    parts = [{"central": c, "on_theme": t} for c, t in zip(central, on_theme)]
-    if head is not None:
-        for p, q in zip(parts, quotable(vectors, head).tolist()):
-            p["quotable"] = round(q, 3)
-    return parts
+    return [{"central": c, "on_theme": t} for c, t in zip(central, on_theme)]
 
 
 def score_windows(
     sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
     tagger: ThemeTagger, theme_vectors: np.ndarray | None = None, shorter: bool = False,
-    coder: ThemeMeaning | None = None, head: QuotableHead | None = None,
+    coder: ThemeMeaning | None = None,
 ) -> list[Scored]:
     """Every window scored, best first. With `theme_vectors` (and sentence vectors) the parts that
     come from what the words mean are added."""
@@ -378,7 +371,7 @@ def score_windows(
     threshold = tagger.book.matching.suggest
     windows = list(_windows(sentences_by_turn, cfg, shorter))
     everything = [s for sents in sentences_by_turn for s in sents]
-    meant = (meaning_parts([w for w, _ in windows], everything, theme_vectors, head)
+    meant = (meaning_parts([w for w, _ in windows], everything, theme_vectors)
              if theme_vectors is not None and everything and everything[0].vector is not None else None)
     found = [merge_hits([s.themes for s in w]) for w, _ in windows]
     vectors = (np.stack([window_vector(w) for w, _ in windows])
@@ -468,10 +461,8 @@ def extract(
     coder = coder or codebook_meaning(tagger.book, meaning_cfg)
     docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
     keyphrases, keyed = keyphrases_of(docs, cfg)
-    head = usable_head(cfg.quotable_model, meaning_cfg, len(flat[0].vector)) if flat else None
-    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes, coder=coder, head=head), keyed, cfg,
-                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder,
-                                                 head=head))
+    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes, coder=coder), keyed, cfg,
+                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder))
     return quotes, keyphrases, entities_of(docs)
 
 

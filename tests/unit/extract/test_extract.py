@@ -355,3 +355,27 @@ def test_a_long_comma_joined_sentence_becomes_clauses_a_quote_can_start_from(set
     transcript = make_transcript([("storyteller", RUN_ON)])
     quotes, _, _ = extract(transcript, cfg.model_copy(update={"max_words": 40}))
     assert quotes and all(len(q.text.split()) <= 40 for q in quotes)  # a part of the sentence, not none
+
+
+def test_reply_words_opening_a_sentence_never_start_a_quote(settings):
+    """ "Mm, right, and…": the listener's back-channel, written into the storyteller's sentence."""
+    said = ("Mm, right, and now there are forty families using the scheme, and most of them never had "
+            "anything from social care before.")
+    quotes, _, _ = extract(make_transcript([("storyteller", said)]), settings.extract)
+    assert quotes and all(not q.text.lower().startswith(("mm", "right")) for q in quotes)
+    assert quotes[0].text.startswith("and now there are forty families")
+    # A reply word that leads straight into the sentence stays: nothing to split off.
+    kept, _, _ = extract(make_transcript([("storyteller", "Well I think the whole group felt listened to for the "
+                                                          "first time in years.")]), settings.extract)
+    assert kept[0].text.startswith("Well I think")
+
+
+def test_a_quote_never_runs_across_a_listeners_word(settings):
+    """ "…went without. Wow. So when…": the interviewer's "Wow", written into the storyteller's turn."""
+    before = "You don't need an address to register, but the woman on the desk didn't know that, so she went without."
+    after = "So when we made the card, we put that right at the top, in big letters, for every receptionist."
+    settings.extract.ideal_words = (35, 50)  # both sentences together make the best length
+    quotes, _, _ = extract(make_transcript([("storyteller", f"{before} Wow. {after}")]), settings.extract)
+    assert quotes and all("Wow" not in q.text for q in quotes)
+    joined, _, _ = extract(make_transcript([("storyteller", f"{before} {after}")]), settings.extract)
+    assert any(before in q.text and after in q.text for q in joined)  # without it, one quote may hold both
