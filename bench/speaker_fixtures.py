@@ -79,6 +79,21 @@ def synthesize(text: str, voice: str, words_per_minute: int = 160, pitch: int | 
     return pcm
 
 
+PROBE = "When we started the peer support group, my lived experience counted for something at last."
+
+
+def sound_of(voice: str, pitch: int | None = None, words_per_minute: int = 150) -> bytes:
+    """espeak-ng's samples for one probe sentence: two voices that give the same bytes are one voice."""
+    return synthesize(PROBE, voice, words_per_minute, pitch).tobytes()
+
+
+def dropped_variant(voice: str) -> bool:
+    """True when espeak-ng ignores the "+variant" of this voice and speaks its plain language voice
+    (it does for "en-gb+<variant>" in 1.51): the name then says a voice that is not heard."""
+    language, plus, _ = voice.partition("+")
+    return bool(plus) and sound_of(voice) == sound_of(language)
+
+
 def _trim(pcm: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     loud = np.flatnonzero(np.abs(pcm) > threshold)
     return pcm[loud[0]: loud[-1] + 1] if len(loud) else pcm

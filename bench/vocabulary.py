@@ -108,7 +108,7 @@ SENTENCES = {
 }
 # espeak-ng voices (voice, pitch 0-99, words per minute): no voice of one split is in the other.
 VOICES = {
-    "tune": [("en-gb+f2", 50, 150), ("en-us+m3", 50, 150), ("en-gb-scotland+m1", 40, 150)],
+    "tune": [("en-gb", 50, 150), ("en-us+m3", 50, 150), ("en-gb-scotland+m1", 40, 150)],
     "test": [("en-gb-x-rp+f4", 65, 160), ("en-us+m7", 35, 160), ("en-029+m3", 50, 160),
              ("en-gb-x-gbcwmd+f1", 55, 160)],
 }
