@@ -15,6 +15,8 @@ annotation:
   turn timings), and the share of candidate seconds that are interviewer speech.
 - names: share of spoken name mentions hidden by `anonymise`, with no help from the sidecar and with
   the names listed in it.
+- who spoke: share of the transcript's words labelled with the person speaking at the word's middle
+  (from the known turn timings); lowest and mean over the mono interviews.
 
 The `test` and `holdout` splits are held back: tune on `--split tune`; run the others only to report
 (`holdout` was written after all tuning, by a writer who saw nothing else).
@@ -127,6 +129,9 @@ class Result:
     name_mentions: int = 0
     hidden_plain: int = 0
     hidden_sidecar: int = 0
+    speaker_words: int = 0  # the transcript's words, each scored by who spoke at its middle
+    speaker_right: int = 0
+    recording: str = ""  # the voices, and mono or split stereo
     missed: list[str] = field(default_factory=list)
     wrong_themes: list[str] = field(default_factory=list)
     unfound_names: list[str] = field(default_factory=list)
@@ -298,6 +303,9 @@ def evaluate(g: Gold, transcript: Transcript, turns: list[dict], settings, tagge
         r.candidate_s += q.end - q.start
         r.interviewer_s += inside
         r.with_interviewer += inside > 0.3
+    for w, said_by in ((w, s.speaker) for s in transcript.segments for w in s.words):
+        r.speaker_words += 1
+        r.speaker_right += said_by == speaker_at(turns, (w.start + w.end) / 2)
     # Names: each spoken mention, hidden or not.
     targets = sorted({letters(n["text"]) for n in g.names}, key=len, reverse=True)
     plain = anonymise(transcript, Metadata(storyteller=g.pseudonym), settings)
@@ -315,6 +323,12 @@ def evaluate(g: Gold, transcript: Transcript, turns: list[dict], settings, tagge
     return r
 
 
+def speaker_at(turns: list[dict], t: float) -> str:
+    """Who was speaking at t: the turn holding it, else the nearest turn (a word's middle can fall in
+    the pause just before or after its turn)."""
+    return min(turns, key=lambda u: 0.0 if u["start"] <= t <= u["end"] else min(abs(t - u["start"]), abs(t - u["end"])))["speaker"]
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
@@ -325,15 +339,15 @@ def report(results: list[Result], split: str) -> str:
     lines = [
         f"## Split `{split}` ({len(results)} interviews, {s['gold']} gold quotes)",
         "",
-        "| interview | gold | found in top 10 | theme P / R (found) | theme P / R (gold text) | candidates with interviewer speech | names hidden (no sidecar / sidecar) |",
-        "|---|---|---|---|---|---|---|",
+        "| interview | recording | gold | found in top 10 | theme P / R (found) | theme P / R (gold text) | candidates with interviewer speech | names hidden (no sidecar / sidecar) | who-spoke word accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.name} | {r.gold} | {r.found} | {ratio(r.theme_tp, r.theme_tp + r.theme_fp)} / "
+            f"| {r.name} | {r.recording} | {r.gold} | {r.found} | {ratio(r.theme_tp, r.theme_tp + r.theme_fp)} / "
             f"{ratio(r.theme_tp, r.theme_tp + r.theme_fn)} | {ratio(r.gold_text_tp, r.gold_text_tp + r.gold_text_fp)} / "
             f"{ratio(r.gold_text_tp, r.gold_text_tp + r.gold_text_fn)} | {r.with_interviewer} of {r.candidates} | "
-            f"{r.hidden_plain} / {r.hidden_sidecar} of {r.name_mentions} |"
+            f"{r.hidden_plain} / {r.hidden_sidecar} of {r.name_mentions} | {ratio(r.speaker_right, r.speaker_words)} |"
         )
     lines += [
         "",
@@ -347,9 +361,14 @@ def report(results: list[Result], split: str) -> str:
         f"{ratio(s['interviewer_s'], s['candidate_s'])} of candidate seconds",
         f"- names hidden: {ratio(s['hidden_plain'], s['name_mentions'])} of {s['name_mentions']} spoken mentions "
         f"with no sidecar help, {ratio(s['hidden_sidecar'], s['name_mentions'])} with the names in the sidecar",
-        "",
     ]
-    return "\n".join(lines)
+    mono = [r for r in results if "mono" in r.recording and r.speaker_words]
+    if mono:
+        worst = min(mono, key=lambda r: r.speaker_right / r.speaker_words)
+        lines.append(f"- who-spoke word accuracy, {len(mono)} mono interviews: lowest "
+                     f"{ratio(worst.speaker_right, worst.speaker_words)} ({worst.name}), mean "
+                     f"{sum(r.speaker_right / r.speaker_words for r in mono) / len(mono):.3f}")
+    return "\n".join(lines + [""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     nlp = load_nlp(settings.extract.spacy_model)
     tagger = tagger_for(nlp, PROJECT_THEMES)
     results = [evaluate(g, transcript, turns, settings, tagger, nlp) for g, (transcript, turns) in zip(golds, pairs)]
+    for g, r in zip(golds, results):
+        voices, pitch, stereo, noise = recording_of(g)
+        r.recording = "script" if args.text else (
+            f"{voices['interviewer']} / {voices['storyteller']}, {'stereo' if stereo else 'mono'}{', noisy' if noise else ''}")
     text = report(results, args.split)
     print(text)
     if args.verbose:
