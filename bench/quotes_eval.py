@@ -119,6 +119,7 @@ class Result:
     theme_tp: int = 0
     theme_fp: int = 0
     theme_fn: int = 0
+    tagged_gold: int = 0  # found quotes tagged with at least one of their workshop themes
     gold_text_tp: int = 0
     gold_text_fp: int = 0
     gold_text_fn: int = 0
@@ -289,6 +290,7 @@ def evaluate(g: Gold, transcript: Transcript, turns: list[dict], settings, tagge
             r.theme_tp += len(pred & want)
             r.theme_fp += len(pred - want)
             r.theme_fn += len(want - pred)
+            r.tagged_gold += bool(pred & want)
         pred = set(tagger.tag(nlp(gq["text"])))
         want = set(gq["themes"])
         r.gold_text_tp += len(pred & want)
@@ -355,6 +357,8 @@ def report(results: list[Result], split: str) -> str:
         f"- **theme precision {ratio(s['theme_tp'], s['theme_tp'] + s['theme_fp'])}**, recall "
         f"{ratio(s['theme_tp'], s['theme_tp'] + s['theme_fn'])} (found quotes; "
         f"{s['theme_tp']} right, {s['theme_fp']} extra, {s['theme_fn']} missed)",
+        f"- **found quotes tagged with a workshop theme: {ratio(s['tagged_gold'], s['found'])}** "
+        f"({s['tagged_gold']} of {s['found']}; at least one of the themes the workshop gave it)",
         f"- theme precision {ratio(s['gold_text_tp'], s['gold_text_tp'] + s['gold_text_fp'])}, recall "
         f"{ratio(s['gold_text_tp'], s['gold_text_tp'] + s['gold_text_fn'])} (tagger on the gold quotes' text)",
         f"- **interviewer speech: {s['with_interviewer']} of {s['candidates']} candidates**; "

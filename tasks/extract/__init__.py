@@ -1,7 +1,8 @@
 """Extract: candidate quotes, key phrases, themes and named entities from a word-timed transcript.
 
 A quote is 1..N whole spaCy sentences spoken by one person (never the interviewer), between
-min_seconds and max_seconds long, timed exactly from its first and last word. Its score is a
+min_seconds and max_seconds long, timed exactly from its first and last word, and never across a
+pause far longer than the recording's own (speech the recogniser did not write). Its score is a
 weighted mean of parts between 0 and 1, each stored in `why`:
 
 - length: 1 inside the ideal word range, falling off outside it
@@ -107,6 +108,40 @@ def _without_reply(piece, cfg: ExtractSettings) -> list:
     if len(rest) < cfg.clause_min_words:
         return [piece]
     return [piece.doc[piece.start: comma + 1], piece.doc[comma + 1: piece.end]]
+
+
+def unheard_limits(turns: list[tuple[str | None, list[Word]]], cfg: ExtractSettings) -> tuple[float, float]:
+    """The pause between words, and the length of one word, that mean speech went unwritten, from this
+    recording's own: a slow storyteller pauses longer than a quick one, and a fixed length would cut
+    one or miss the other. Whisper either leaves the gap or stretches the next word over it
+    ("how", 2.6 s, over the listener's question)."""
+    words = [w for _, ws in turns for w in ws]
+    gaps = [b.start - a.end for _, ws in turns for a, b in zip(ws, ws[1:])]
+    def limit(values: list[float]) -> float:
+        return max(cfg.unheard_min_s, cfg.unheard_factor * float(np.percentile(values, 95))) if values else float("inf")
+    return limit(gaps), limit([w.end - w.start for w in words])
+
+
+def split_at_unheard(turns: list[tuple[str | None, list[Word]]], pause_s: float, word_s: float
+                     ) -> list[tuple[str | None, list[Word]]]:
+    """Each turn cut where its words stop for longer than `pause_s`, and on both sides of a word
+    lasting longer than `word_s`: whoever spoke there (often the listener, whose "mm" or question
+    the recogniser skipped), a quote never runs across it."""
+    out = []
+    for speaker, words in turns:
+        piece: list[Word] = []
+        for i, w in enumerate(words):
+            stretched = w.end - w.start > word_s
+            if piece and (stretched or w.start - words[i - 1].end > pause_s):
+                out.append((speaker, piece))
+                piece = []
+            piece.append(w)
+            if stretched:
+                out.append((speaker, piece))
+                piece = []
+        if piece:
+            out.append((speaker, piece))
+    return out
 
 
 def _sentences_of_turn(nlp, tagger: ThemeTagger, speaker: str | None, words: list[Word],
@@ -453,6 +488,7 @@ def extract(
     nlp = load_nlp(cfg.spacy_model)
     tagger = tagger_for(nlp, themes_path)
     turns = [(spk, words) for spk, words in speaker_turns(transcript) if spk != INTERVIEWER]
+    turns = split_at_unheard(turns, *unheard_limits(turns, cfg))
     sentences = [_sentences_of_turn(nlp, tagger, spk, words, cfg) for spk, words in turns]
     flat = [s for sents in sentences for s in sents]
     for sentence, vector in zip(flat, meaning.embed([s.text for s in flat], meaning_cfg)):

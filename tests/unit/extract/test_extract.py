@@ -379,3 +379,52 @@ def test_a_quote_never_runs_across_a_listeners_word(settings):
     assert quotes and all("Wow" not in q.text for q in quotes)
     joined, _, _ = extract(make_transcript([("storyteller", f"{before} {after}")]), settings.extract)
     assert any(before in q.text and after in q.text for q in joined)  # without it, one quote may hold both
+
+
+def test_a_quote_never_runs_across_speech_the_recogniser_did_not_write(settings):
+    """Whisper can skip the listener's "Mm, that's really honest" (or whole sentences) and leave the
+    storyteller's words on both sides of a silence in one turn: no quote, and so no clip, runs across it."""
+    before = "You don't need an address to register, but the woman on the desk didn't know that, so she went without."
+    after = "So when we made the card, we put that right at the top, in big letters, for every receptionist."
+    settings.extract.ideal_words = (35, 50)  # both sentences together make the best length
+    skipped = make_transcript([("storyteller", before), ("storyteller", after)], gap=6.0)
+    quotes, _, _ = extract(skipped, settings.extract)
+    gap_start, gap_end = skipped.segments[0].end, skipped.segments[1].start
+    assert quotes and all(q.end <= gap_start or q.start >= gap_end for q in quotes)
+    # An ordinary pause between the same sentences does not cut the turn.
+    joined, _, _ = extract(make_transcript([("storyteller", before), ("storyteller", after)], gap=0.5),
+                           settings.extract)
+    assert any(before in q.text and after in q.text for q in joined)
+
+
+def test_the_unheard_pause_follows_the_recordings_own_pauses(settings):
+    """A slow speaker's long pauses are theirs: the cut is relative to the recording's pauses."""
+    from storypipe.tasks.extract import split_at_unheard, unheard_limits
+    from tests.support.factories import words_from_text
+
+    cfg = settings.extract
+    text = "one two three four five six seven eight nine ten " * 3
+    quick = [("storyteller", words_from_text(text, 0.0))]
+    slow = [("storyteller", words_from_text(text, 0.0, seconds_per_word=5.0))]
+    assert unheard_limits(quick, cfg)[0] == cfg.unheard_min_s  # gaps of 0.04 s: the floor decides
+    assert unheard_limits(slow, cfg)[0] == pytest.approx(cfg.unheard_factor * 0.5)
+    assert split_at_unheard(slow, *unheard_limits(slow, cfg)) == slow
+    words = quick[0][1]
+    words[10:] = [w.model_copy(update={"start": w.start + 5, "end": w.end + 5}) for w in words[10:]]
+    pieces = split_at_unheard(quick, *unheard_limits(quick, cfg))
+    assert [len(w) for _, w in pieces] == [10, 20] and all(s == "storyteller" for s, _ in pieces)
+
+
+def test_a_word_stretched_over_unheard_speech_stands_alone(settings):
+    """ "…it's amazing. And how": Whisper stretched "how" over the interviewer's question (2.6 s)."""
+    from storypipe.tasks.extract import split_at_unheard, unheard_limits
+    from tests.support.factories import words_from_text
+
+    words = words_from_text("we started the tenants group in the spring and it is amazing " * 5 + "and how", 0.0)
+    words[-1] = words[-1].model_copy(update={"end": words[-1].start + 2.6})
+    turns = [("storyteller", words)]
+    pause_s, word_s = unheard_limits(turns, settings.extract)
+    assert word_s == pytest.approx(max(settings.extract.unheard_min_s, settings.extract.unheard_factor * 0.36))
+    pieces = split_at_unheard(turns, pause_s, word_s)
+    assert [[w.word.strip() for w in ws] for _, ws in pieces][-1] == ["how"]
+    assert len(pieces) == 2
