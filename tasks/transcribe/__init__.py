@@ -116,6 +116,8 @@ def transcribe_speech(
                 "%s: transcribed up to %s", story_id, timefmt.duration(group[-1][1]),
                 extra={"story": story_id, "position_s": group[-1][1], "total_s": duration},
             )
+    # Chronological, whatever the engine's order: turns, quotes and captions all read it in order.
+    segments = [s.model_copy(update={"id": i}) for i, s in enumerate(sorted(segments, key=lambda s: (s.start, s.end)))]
     segments, dropped = quality.drop_non_speech(segments, cfg.filter)
     if not segments:
         hint = "" if engine.multilingual else " (the model only understands English: is the speech in another language?)"

@@ -236,6 +236,13 @@ def _plain(engine: Engine, audio: np.ndarray, duration: float, targets: list[tup
     return out
 
 
+def _said_at(segment: Segment) -> tuple[float, float]:
+    """When a segment's words were said (its own times if it has none)."""
+    if segment.words:
+        return segment.words[0].start, segment.words[-1].end
+    return segment.start, segment.end
+
+
 def hear_again(
     engine: Engine, audio: np.ndarray, duration: float, prompted: EngineResult, language: str | None,
     cfg: TranscribeSettings,
@@ -263,6 +270,7 @@ def hear_again(
         again = [(s.start, s.end) for s in moved]
         targets += again
         added += _plain(engine, audio, duration, again, cfg.vocabulary_recheck_context_s, language)
-    out = sorted(kept + added, key=lambda s: s.start)
+    # In the order the words were said: a segment's own start can be seconds before its first word.
+    out = sorted(kept + added, key=_said_at)
     out = [s.model_copy(update={"id": i}) for i, s in enumerate(out)]
     return EngineResult(out, prompted.language, prompted.language_probability, prompted.extra), len(_merge(targets))

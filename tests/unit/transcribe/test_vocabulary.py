@@ -321,3 +321,17 @@ def test_a_passage_said_again_minutes_later_is_not_heard_again(settings):
     assert vocabulary.repeated([first, later], settings.transcribe.vocabulary_recheck_repeat_words) == set()
     near = seg(1, 40.0, 44.5, said)
     assert vocabulary.repeated([first, near], settings.transcribe.vocabulary_recheck_repeat_words) == {1}
+
+
+def test_what_is_heard_again_takes_its_place_in_the_order_the_words_were_said(settings):
+    """openai-whisper can start a segment seconds before its first word. The words heard again in
+    the gap before it come first: sorted by the segment's own start, a turn would read out of order."""
+    cfg = settings.transcribe
+    late = seg(0, 12.0, 20.0, "so I came to the city in the spring of that year").model_copy(update={"start": 5.0})
+    engine = PlainEngine([seg(0, 6.0, 11.0, "can you tell me how you came here")])
+    result, again = vocabulary.hear_again(engine, np.zeros(21 * RATE, np.float32), 20.5,
+                                          EngineResult([late], "en"), "en", cfg)
+    assert again >= 1
+    assert [s.text for s in result.segments] == ["can you tell me how you came here", late.text]
+    starts = [w.start for s in result.segments for w in s.words]
+    assert starts == sorted(starts)
