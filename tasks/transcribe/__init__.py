@@ -167,12 +167,18 @@ def keep_reviewed(story_id: str, store: Store) -> Transcript | None:
     return reviewed
 
 
+# Raised when the code changes what a transcript holds for the same audio and settings, so that
+# transcripts cached before are made again (2: segments in the order their words were said).
+METHOD = 2
+
+
 def cache_key(story: Story, settings: Settings, root: Path | None = None) -> str:
     """What a transcript depends on: the audio's bytes, the engine and model, every setting that
     shapes it (VAD, filters, confidence marks, speaker count) and the vocabulary's prompt (config,
     sidecar names, the root's codebook; only hashed here). Anything else changing keeps the cache."""
     parts = {
         "schema": Transcript.model_fields["schema_version"].default,
+        "method": METHOD,
         "audio": story.source.sha256,
         "transcribe": settings.transcribe.model_dump(
             exclude={"cache_dir", "device", "batch_s", "parallel", "parallel_min_batch_s"}),  # where cuts fall, not what
