@@ -380,13 +380,13 @@ class ExtractSettings(Section):
     max_keyphrases: int
     # The keyphrases part of a quote's score is full at one key phrase per this many words.
     words_per_keyphrase: int
-    # Two candidates this similar (rapidfuzz token_sort_ratio, 0..100) are one quote said twice.
     fallback_length_share: float = Field(gt=0, le=1)
     interviewer_line_words: int = Field(ge=0)
     # A pause inside a turn (or one word) this many times the recording's 95th-percentile pause
     # (word), and at least unheard_min_s, is speech the recogniser did not write: no quote spans it.
     unheard_factor: float = Field(gt=0)
     unheard_min_s: float = Field(ge=0)
+    # Two candidates this similar (rapidfuzz token_sort_ratio, 0..100) are one quote said twice.
     duplicate_similarity: float
     # The themes codebook; empty means <root>/themes.toml if there is one, else config/themes.toml.
     themes_file: str
