@@ -362,6 +362,7 @@ class Lexicon(Section):
     dangling_openers: list[str]
     unresolved_openers: list[str]
     reply_openers: list[str]
+    murmurs: list[str]
     interviewer_phrases: list[str]
     stop_phrases: list[str]
 

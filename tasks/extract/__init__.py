@@ -2,8 +2,9 @@
 
 A quote is 1..N whole spaCy sentences spoken by one person (never the interviewer), between
 min_seconds and max_seconds long, timed exactly from its first and last word, and never across a
-pause far longer than the recording's own (speech the recogniser did not write). Its score is a
-weighted mean of parts between 0 and 1, each stored in `why`:
+pause far longer than the recording's own (speech the recogniser did not write) or a listener's
+murmur written into the turn ("M.M."). Its score is a weighted mean of parts between 0 and 1, each
+stored in `why`:
 
 - length: 1 inside the ideal word range, falling off outside it
 - complete: starts with a capital, ends with . ! or ?, and has a verb
@@ -139,6 +140,27 @@ def split_at_unheard(turns: list[tuple[str | None, list[Word]]], pause_s: float,
             if stretched:
                 out.append((speaker, piece))
                 piece = []
+        if piece:
+            out.append((speaker, piece))
+    return out
+
+
+def split_at_murmurs(turns: list[tuple[str | None, list[Word]]], murmurs: list[str]
+                     ) -> list[tuple[str | None, list[Word]]]:
+    """Each turn cut at a murmur ("M.M.", "mhm"), which is left out. In a mono recording the
+    listener's murmur is written into the storyteller's sentence and is too short for the voice
+    labels to give it to its speaker; a quote never runs across it, and never holds it."""
+    forms = set(murmurs)
+    out = []
+    for speaker, words in turns:
+        piece: list[Word] = []
+        for w in words:
+            if re.sub(r"[^a-z0-9]", "", w.word.lower()) in forms:
+                if piece:
+                    out.append((speaker, piece))
+                piece = []
+            else:
+                piece.append(w)
         if piece:
             out.append((speaker, piece))
     return out
@@ -488,7 +510,7 @@ def extract(
     nlp = load_nlp(cfg.spacy_model)
     tagger = tagger_for(nlp, themes_path)
     turns = [(spk, words) for spk, words in speaker_turns(transcript) if spk != INTERVIEWER]
-    turns = split_at_unheard(turns, *unheard_limits(turns, cfg))
+    turns = split_at_murmurs(split_at_unheard(turns, *unheard_limits(turns, cfg)), cfg.lexicon.murmurs)
     sentences = [_sentences_of_turn(nlp, tagger, spk, words, cfg) for spk, words in turns]
     flat = [s for sents in sentences for s in sents]
     for sentence, vector in zip(flat, meaning.embed([s.text for s in flat], meaning_cfg)):

@@ -428,3 +428,24 @@ def test_a_word_stretched_over_unheard_speech_stands_alone(settings):
     pieces = split_at_unheard(turns, pause_s, word_s)
     assert [[w.word.strip() for w in ws] for _, ws in pieces][-1] == ["how"]
     assert len(pieces) == 2
+
+
+def test_a_quote_never_holds_a_listeners_murmur_written_into_the_sentence(settings):
+    """ "…my rubbish life, M.M., but Priya kept saying…": Whisper wrote the listener's "mm" inside the
+    storyteller's sentence (as two words, "M" and ".M.,"), too short for the voice labels."""
+    from storypipe.tasks.extract import split_at_murmurs
+    from tests.support.factories import words_from_text
+
+    before = "I never thought of it like that, like as expertise or whatever, I just thought of it as my rubbish life,"
+    after = "but Priya kept saying that, she said you know stuff I can't learn on a course, and that stayed with me."
+    settings.extract.ideal_words = (35, 50)  # the two halves together make the best length
+    quotes, _, _ = extract(make_transcript([("storyteller", f"{before} M .M., {after}")]), settings.extract)
+    assert quotes and all("M.M" not in q.text.replace(" ", "") for q in quotes)
+    assert all(not (q.text.startswith("I never") and "Priya" in q.text) for q in quotes)
+    joined, _, _ = extract(make_transcript([("storyteller", f"{before} {after}")]), settings.extract)
+    assert any("rubbish life" in q.text and "Priya" in q.text for q in joined)  # without it, one quote holds both
+    # Spelt any way, by its letters; a word that only holds an m ("M6", "Mum") is not one.
+    words = words_from_text("we took the M6 up to see Mum, mhm, and Mm-hmm then hmm home", 0.0)
+    pieces = split_at_murmurs([("storyteller", words)], settings.extract.lexicon.murmurs)
+    assert [" ".join(w.word.strip() for w in ws) for _, ws in pieces] == [
+        "we took the M6 up to see Mum,", "and", "then", "home"]
