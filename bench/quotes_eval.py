@@ -377,7 +377,7 @@ def report(results: list[Result], split: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=["tune", "test", "final", "final2", "final3", "blind", "all"], default="tune")
+    ap.add_argument("--split", choices=["tune", "test", "final", "final2", "final3", "final4", "train", "blind", "all"], default="tune")
     ap.add_argument("--data", type=Path, default=DATA, help="the folder of interviews (default: bench/quotes; "
                     "the independent set of issue 16: bench/interviews)")
     ap.add_argument("--write", type=Path, help="append the Markdown result to this file")
