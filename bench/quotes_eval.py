@@ -375,6 +375,35 @@ def report(results: list[Result], split: str) -> str:
     return "\n".join(lines + [""])
 
 
+def finds(gold: str, candidate: str) -> bool:
+    cover, purity = overlap(gold, candidate)
+    return cover >= COVER and purity >= PURITY
+
+
+def picks_report(golds: list[Gold], picks: dict[str, list[str]], split: str, settings) -> str:
+    """A second reader's ten passages per interview (read from the scripts, never the annotations),
+    scored by the same rule as the pipeline's top 10, beside the pipeline's on the same scripts: how
+    far two people agree is the most the pipeline can be asked to agree with one of them."""
+    lines = [f"## A second reader on split `{split}` (scripts, no audio)", "",
+             "| interview | gold | second reader's 10 | storypipe's top 10 (script text) |", "|---|--:|--:|--:|"]
+    totals = [0, 0, 0]
+    stories = [0, 0]
+    for g in golds:
+        if g.name not in picks:
+            raise SystemExit(f"{g.name}: no picks in the picks file")
+        reader = sum(any(finds(q["text"], p) for p in picks[g.name][:TOP]) for q in g.quotes)
+        top = extract(text_transcript(g)[0], settings.extract, PROJECT_THEMES)[0][:TOP]
+        ours = sum(any(finds(q["text"], c.text) for c in top) for q in g.quotes)
+        totals = [totals[0] + len(g.quotes), totals[1] + reader, totals[2] + ours]
+        stories = [stories[0] + (reader >= 0.8 * len(g.quotes)), stories[1] + (ours >= 0.8 * len(g.quotes))]
+        lines.append(f"| {g.name} | {len(g.quotes)} | {reader} | {ours} |")
+    gold, reader, ours = totals
+    lines += ["", f"- recall@10 of the workshop quotes: **second reader {ratio(reader, gold)}** ({reader} of {gold}), "
+              f"storypipe {ratio(ours, gold)} ({ours} of {gold})",
+              f"- stories at 0.8 or more: second reader {stories[0]} of {len(golds)}, storypipe {stories[1]} of {len(golds)}"]
+    return "\n".join(lines + [""])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=["tune", "test", "final", "final2", "final3", "final4", "train", "blind", "all"], default="tune")
@@ -384,8 +413,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="only the interviews whose name holds this text")
     ap.add_argument("--text", action="store_true", help="the scripts as transcripts (no audio): quick, for tuning")
     ap.add_argument("--verbose", action="store_true", help="list missed quotes, theme errors and names")
+    ap.add_argument("--picks", type=Path, help="a second reader's passages (YAML: interview -> list of 10), "
+                    "scored like the pipeline's top 10 and beside it, on the scripts")
     args = ap.parse_args(argv)
     use_data(args.data)
+    if args.picks:
+        golds = [g for g in load_gold(args.split) if not args.only or args.only in g.name]
+        text = picks_report(golds, yaml.safe_load(args.picks.read_text("utf-8")), args.split, load_settings())
+        print(text)
+        if args.write:
+            with args.write.open("a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return 0
     if args.split == "blind":
         text = blind_report(load_settings())
         print(text)
