@@ -351,6 +351,7 @@ class QuoteWeights(Section):
     ends_turn: float
     central: float
     on_theme: float
+    quotable: float
 
 
 class Lexicon(Section):
@@ -393,6 +394,10 @@ class ExtractSettings(Section):
     themes_file: str
     # A quote of about this many words reads best; the length part of the score peaks here.
     ideal_words: tuple[int, int]
+    # The taught quotable model (tasks/extract/quotable.py): a file of the shipped config or a path,
+    # and its SHA-256; empty: the part is left out.
+    quotable_model: str
+    quotable_sha256: str
     weights: QuoteWeights
     lexicon: Lexicon
 

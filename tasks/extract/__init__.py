@@ -20,6 +20,8 @@ stored in `why`:
 - carries_themes: how strongly it carries the codebook's themes (tasks/themes.py; one theme at the
   suggestion threshold counts half)
 - central, on_theme: what it means (sentence embeddings), near the story's main thread and near a theme
+- quotable: how likely a workshop is to pick it, read whole by the meaning model taught on annotated
+  interviews (quotable.py)
 
 The best quotes are kept, skipping any that overlap a better one or repeat it in other words
 (rapidfuzz), up to max_quotes per story.
@@ -47,6 +49,8 @@ from storypipe.tasks.common import meaning
 from storypipe.tasks.common.nlp import join_words, load_nlp, speaker_turns, word_range
 from storypipe.tasks.common.themes import PROJECT_THEMES, Hits, ThemeTagger, codebook_path, merge_hits, tagger_for
 from storypipe.tasks.common.theme_meaning import ThemeMeaning, codebook_meaning, theme_meaning_for
+from storypipe.tasks.extract import quotable
+from storypipe.tasks.extract.quotable import Quotable
 
 log = logging.getLogger("storypipe")
 
@@ -420,10 +424,11 @@ def meaning_parts(windows: list[list[Sentence]], all_sentences: list[Sentence], 
 def score_windows(
     sentences_by_turn: list[list[Sentence]], keyed: list[tuple[str, KeyPhrase]], cfg: ExtractSettings,
     tagger: ThemeTagger, theme_vectors: np.ndarray | None = None, shorter: bool = False,
-    coder: ThemeMeaning | None = None,
+    coder: ThemeMeaning | None = None, reader: Quotable | None = None, read: dict[str, float] | None = None,
 ) -> list[Scored]:
     """Every window scored, best first. With `theme_vectors` (and sentence vectors) the parts that
-    come from what the words mean are added."""
+    come from what the words mean are added; with the taught `reader`, how quotable each window
+    reads (`read` keeps its answers by text, so a window scored twice is read once)."""
     keys = [k for k, _ in keyed]
     threshold = tagger.book.matching.suggest
     windows = list(_windows(sentences_by_turn, cfg, shorter))
@@ -434,6 +439,11 @@ def score_windows(
     vectors = (np.stack([window_vector(w) for w, _ in windows])
                if coder is not None and windows and everything[0].vector is not None else None)
     ranked = tagger.rank_all(found, vectors, coder)
+    if reader is not None:
+        read = {} if read is None else read
+        texts = [" ".join(s.text for s in w) for w, _ in windows]
+        new = sorted({t for t in texts if t not in read})
+        read.update(zip(new, reader.probabilities(new).tolist()))
     scored = []
     for i, (window, ends_turn) in enumerate(windows):
         themes = ranked[i]
@@ -442,6 +452,8 @@ def score_windows(
         parts["ends_turn"] = 1.0 if ends_turn else 0.0
         if meant is not None:
             parts.update(meant[i])
+        if reader is not None:
+            parts["quotable"] = round(read[texts[i]], 3)
         scored.append(Scored(weighted_score(parts, cfg), window, parts, themes))
     scored.sort(key=lambda x: -x.score)
     return scored
@@ -519,8 +531,10 @@ def extract(
     coder = coder or codebook_meaning(tagger.book, meaning_cfg)
     docs = list(nlp.pipe(" ".join(s.text for s in sents) for sents in sentences if sents))
     keyphrases, keyed = keyphrases_of(docs, cfg)
-    quotes = candidate_quotes(score_windows(sentences, keyed, cfg, tagger, themes, coder=coder), keyed, cfg,
-                              more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder))
+    reader, read = quotable.load(cfg, meaning_cfg), {}
+    quotes = candidate_quotes(
+        score_windows(sentences, keyed, cfg, tagger, themes, coder=coder, reader=reader, read=read), keyed, cfg,
+        more=score_windows(sentences, keyed, cfg, tagger, themes, shorter=True, coder=coder, reader=reader, read=read))
     return quotes, keyphrases, entities_of(docs)
 
 
