@@ -53,12 +53,10 @@ def archive_path(cfg: MeaningSettings) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a model file, read in blocks (the archive is 80 MB)."""
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def model_dir(cfg: MeaningSettings) -> Path:
@@ -71,7 +69,7 @@ def model_dir(cfg: MeaningSettings) -> Path:
     if mark.is_file() and mark.read_text().strip() == cfg.sha256:
         return out
     archive = archive_path(cfg)
-    found = _sha256(archive)
+    found = file_sha256(archive)
     if found != cfg.sha256:
         raise MeaningModelError(
             f"{archive} is damaged or a different model: SHA-256 {found}, expected {cfg.sha256}. "

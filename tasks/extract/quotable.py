@@ -17,7 +17,6 @@ Its answer (0..1) is the `quotable` part of the score, shown in `why` like every
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from storypipe.core.settings import ExtractSettings, MeaningSettings, shipped_file
-from storypipe.tasks.common.meaning import model_dir
+from storypipe.tasks.common.meaning import file_sha256, model_dir
 
 _LOCK = threading.Lock()  # one passage batch at a time through the shared model
 
@@ -67,14 +66,6 @@ def model_path(name: str) -> Path | None:
     return path if path.is_absolute() or path.exists() else shipped_file(name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load(cfg: ExtractSettings, meaning_cfg: MeaningSettings) -> Quotable | None:
     """The taught model of these settings (loaded once per process), or None when it is turned off."""
     path = model_path(cfg.quotable_model)
@@ -95,7 +86,7 @@ def _load(path: str, sha256: str, base: str, base_sha256: str, max_tokens: int) 
     if not file.is_file():
         raise QuotableModelError(f"{file}: the quotable model is missing; set [extract] quotable_model = \"\" "
                                  "to score quotes without it")
-    found = _sha256(file)
+    found = file_sha256(file)
     if sha256 and found != sha256:
         raise QuotableModelError(f"{file} is damaged or not the one these settings name: SHA-256 {found}, "
                                  f"expected {sha256}")
