@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         head.eval()
         from transformers import AutoTokenizer
 
-        model = Quotable(AutoTokenizer.from_pretrained(str(meaning.model_dir(settings.meaning))), enc, head,
-                         settings.meaning.max_tokens)
+        # The taught model whole as the base, with no separate top: the same reading as the shipped split.
+        model = Quotable(AutoTokenizer.from_pretrained(str(meaning.model_dir(settings.meaning))), enc,
+                         torch.nn.ModuleList(), head, settings.meaning.max_tokens)
         gold = sum(len(it["gold"].quotes) for it in held)
         for weight in (settings.extract.weights.quotable, 7.5, 30.0):
             pairs = [recall(it, model, settings, weight) for it in held]

@@ -94,6 +94,11 @@ def model_dir(cfg: MeaningSettings) -> Path:
     return out
 
 
+def encoder(cfg: MeaningSettings):
+    """The sentence model (a sentence-transformers model), loaded once per process."""
+    return _encoder(str(model_dir(cfg)), cfg.max_tokens)
+
+
 @functools.lru_cache(maxsize=2)
 def _encoder(folder: str, max_tokens: int):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub; make sure it is never asked
@@ -111,7 +116,7 @@ def _encoder(folder: str, max_tokens: int):
 def embed(texts: Sequence[str], cfg: MeaningSettings | None = None) -> np.ndarray:
     """One unit-length float32 row per text (an empty list gives a 0-row array)."""
     cfg = cfg or MeaningSettings()
-    model = _encoder(str(model_dir(cfg)), cfg.max_tokens)
+    model = encoder(cfg)
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     with _LOCK:

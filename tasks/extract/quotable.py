@@ -16,7 +16,6 @@ Its answer (0..1) is the `quotable` part of the score, shown in `why` like every
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from storypipe.core.settings import ExtractSettings, MeaningSettings, shipped_file
-from storypipe.tasks.common.meaning import file_sha256, model_dir
+from storypipe.tasks.common.meaning import encoder, file_sha256
 
 _LOCK = threading.Lock()  # one passage batch at a time through the shared model
 
@@ -36,26 +35,39 @@ class QuotableModelError(RuntimeError):
 
 @dataclass
 class Quotable:
-    """The taught model: the meaning model with its top layers replaced, and a head."""
+    """The meaning model already loaded for quotes and search, read through its own lower layers and
+    the taught top ones: only the taught layers (14 MB) and the head are held in memory twice."""
 
     tokenizer: object
-    encoder: object
+    base: object  # the meaning model's transformer (shared, never changed)
+    top: object  # the taught copies of its top layers
     head: object
     max_tokens: int
 
-    def probabilities(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
+    def probabilities(self, texts: Sequence[str], batch: int = 16) -> np.ndarray:
         import torch
 
         out = []
+        lower = self.base.encoder.layer[: len(self.base.encoder.layer) - len(self.top)]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # alike lengths batch with little padding
+        by_length = [texts[i] for i in order]
         with _LOCK, torch.inference_mode():
-            for i in range(0, len(texts), batch):
-                tokens = self.tokenizer(list(texts[i: i + batch]), padding=True, truncation=True,
+            for i in range(0, len(by_length), batch):
+                tokens = self.tokenizer(by_length[i: i + batch], padding=True, truncation=True,
                                         max_length=self.max_tokens, return_tensors="pt")
-                hidden = self.encoder(**tokens).last_hidden_state
-                mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1)
+                mask = tokens["attention_mask"]
+                blocked = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+                hidden = self.base.embeddings(input_ids=tokens["input_ids"], token_type_ids=tokens.get("token_type_ids"))
+                for layer in [*lower, *self.top]:
+                    hidden = layer(hidden, attention_mask=blocked)
+                    hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1)
                 out.append(torch.sigmoid(self.head(pooled)).squeeze(-1).numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, dtype=np.float32)
+        found = np.zeros(len(texts), dtype=np.float32)
+        if out:
+            found[order] = np.concatenate(out)
+        return found
 
 
 def model_path(name: str) -> Path | None:
@@ -71,16 +83,22 @@ def load(cfg: ExtractSettings, meaning_cfg: MeaningSettings) -> Quotable | None:
     path = model_path(cfg.quotable_model)
     if path is None:
         return None
-    return _load(str(path), cfg.quotable_sha256, str(model_dir(meaning_cfg)), meaning_cfg.sha256,
-                 meaning_cfg.max_tokens)
+    key = (str(path), cfg.quotable_sha256, meaning_cfg.model_dump_json())
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = _load(str(path), cfg.quotable_sha256, meaning_cfg)
+        return _LOADED[key]
 
 
-@functools.cache
-def _load(path: str, sha256: str, base: str, base_sha256: str, max_tokens: int) -> Quotable:
+_LOADED: dict[tuple[str, str, str], Quotable] = {}
+_LOADING = threading.Lock()
+
+
+def _load(path: str, sha256: str, meaning_cfg: MeaningSettings) -> Quotable:
+    import copy
+
     import torch
     from safetensors import safe_open
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     file = Path(path)
     if not file.is_file():
@@ -90,22 +108,26 @@ def _load(path: str, sha256: str, base: str, base_sha256: str, max_tokens: int) 
     if sha256 and found != sha256:
         raise QuotableModelError(f"{file} is damaged or not the one these settings name: SHA-256 {found}, "
                                  f"expected {sha256}")
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     with safe_open(str(file), framework="pt") as f:
         meta = f.metadata() or {}
-        if meta.get("base_sha256") != base_sha256:
+        if meta.get("base_sha256") != meaning_cfg.sha256:
             raise QuotableModelError(f"{file} was taught on another meaning model ({meta.get('base_sha256', '?')[:12]}), "
-                                     f"not the one in [meaning] ({base_sha256[:12]})")
-        tensors = {k: f.get_tensor(k).float() for k in f.keys()}
-    encoder = AutoModel.from_pretrained(base, local_files_only=True)
-    layers = {k.removeprefix("encoder."): v for k, v in tensors.items() if k.startswith("encoder.")}
-    missing = set(layers) - set(encoder.state_dict())
-    if missing:
-        raise QuotableModelError(f"{file}: weights for layers this meaning model does not have ({sorted(missing)[0]}…)")
-    encoder.load_state_dict(layers, strict=False)
+                                     f"not the one in [meaning] ({meaning_cfg.sha256[:12]})")
+        # Saved as "encoder." + the transformer's own names ("encoder.layer.4.…"), and "head.…".
+        tensors = {k.removeprefix("encoder."): f.get_tensor(k).float() for k in f.keys()}
+    sentence_model = encoder(meaning_cfg)
+    base = sentence_model[0].auto_model
+    count = len(base.encoder.layer)
+    taught = sorted({int(k.split(".")[2]) for k in tensors if k.startswith("encoder.layer.")})
+    if not taught or taught != list(range(taught[0], count)):
+        raise QuotableModelError(f"{file}: holds layers {taught} where the meaning model's top layers "
+                                 f"(up to {count - 1}) were expected")
+    top = torch.nn.ModuleList(copy.deepcopy(base.encoder.layer[i]) for i in taught)
+    for i, layer in zip(taught, top):
+        prefix = f"encoder.layer.{i}."
+        layer.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
     head = torch.nn.Linear(tensors["head.weight"].shape[1], 1)
     head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
-    encoder.eval()
+    top.eval()
     head.eval()
-    return Quotable(AutoTokenizer.from_pretrained(base, local_files_only=True), encoder, head, max_tokens)
+    return Quotable(sentence_model.tokenizer, base, top, head, meaning_cfg.max_tokens)
