@@ -27,7 +27,9 @@ from tests.support import audio_fixtures as af
 pytestmark = pytest.mark.e2e
 
 STORYPIPE = Path(sys.executable).parent / "storypipe"
-PAIRS = 10
+# Six pairs: the first races to start the server, the fourth finds it killed; more pairs take
+# `make test` past its time and add no new case.
+PAIRS = 6
 HOG = "import time\nwhile True:\n    pass\n"
 
 
@@ -71,9 +73,9 @@ def shared_root(tmp_path_factory):
 
 
 def test_pairs_of_runs_at_once_share_one_server_on_busy_cores(shared_root, tmp_path):
-    """10 pairs of `storypipe run` started together on one root while two other processes keep both
+    """Pairs of `storypipe run` started together on one root while two other processes keep both
     cores busy: all exit 0, each story is transcribed exactly once, and one server serves them
-    (the first pair races to start it; before the sixth its process is killed and must be replaced)."""
+    (the first pair races to start it; before the middle one its process is killed and must be replaced)."""
     root = shared_root
     store = Store(root).ensure()
     made = tmp_path / "made"
