@@ -164,7 +164,8 @@ def recall(item: dict, quotable, settings, weight: float) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hold-out", help="teach without this writer and score recall@10 on their interviews")
+    ap.add_argument("--hold-out", help="teach without these writers (comma-separated, e.g. wa,wb,wc for the tune "
+                    "split) and score recall@10 on their interviews")
     ap.add_argument("--out", type=Path, default=REPO / "config" / "quotable.safetensors")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -173,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.hold_out:
         from storypipe.tasks.extract.quotable import Quotable
 
-        taught = [it for it in items if it["writer"] != args.hold_out]
-        held = [it for it in items if it["writer"] == args.hold_out]
+        writers = set(args.hold_out.split(","))
+        taught = [it for it in items if it["writer"] not in writers]
+        held = [it for it in items if it["writer"] in writers]
         if not held:
             raise SystemExit(f"no interviews by writer {args.hold_out}")
         enc, head, _, _ = teach(taught, settings)

@@ -72,3 +72,14 @@ def test_every_evaluation_voice_pair_is_two_different_voices():
         assert sound_of(va, pa) != sound_of(vb, pb), f"{va} -p {pa} and {vb} -p {pb} are one voice"
     dropped = sorted({v for pair in pairs for v, _ in pair if dropped_variant(v)})
     assert not dropped, f"espeak-ng ignores the variant of {dropped}: name the voice it speaks"
+
+
+def test_the_second_readers_picks_are_ten_verbatim_storyteller_passages_per_test_interview():
+    picks = yaml.safe_load((FOLDER / "second-reader" / "test.yaml").read_text("utf-8"))
+    tests = {p.stem for p in PAIRS if split_of(p) == "test"}
+    assert set(picks) == tests
+    for name, passages in picks.items():
+        said = [text for who, text in turns(FOLDER / f"{name}.txt") if who == "storyteller"]
+        assert len(passages) == 10, name
+        for passage in passages:
+            assert sum(passage in line for line in said) == 1, (name, passage[:60])
